@@ -1,0 +1,1 @@
+"""Campaigns: announcements, share, review and vote asks, and the engine that sends them."""

@@ -1,0 +1,1 @@
+"""Campaign models (see the sending-engine issue)."""

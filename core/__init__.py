@@ -1,0 +1,1 @@
+"""Shared infrastructure: database base classes, Redis, queues, mail transports, accounts, CLI."""

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Second command of the README: install what the tests need and run the whole suite, on SQLite
+# with the embedded Redis and on PostgreSQL with a real redis-server (both started by the tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages: redis-server for the PostgreSQL run, chromium for the browser tests.
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v chromium >/dev/null || missing+=(chromium)
+if ! command -v initdb >/dev/null; then
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -n "$pgbin" ]; then export PATH="$pgbin:$PATH"; else missing+=(postgresql); fi
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "Missing system packages: ${missing[*]} (install them as root: apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "Installing ${missing[*]} …"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  if ! command -v initdb >/dev/null; then
+    export PATH="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1):$PATH"
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+
+echo "== ruff"
+.venv/bin/ruff check .
+
+echo "== pytest on SQLite + embedded Redis"
+TEST_DATABASE=sqlite .venv/bin/pytest "$@"
+
+echo "== pytest on PostgreSQL + redis-server"
+TEST_DATABASE=postgresql .venv/bin/pytest "$@"

@@ -1,0 +1,86 @@
+"""A real SMTP server on loopback (aiosmtpd) that records messages and can misbehave on purpose."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from email import message_from_bytes
+from email.message import Message
+
+from aiosmtpd.controller import Controller
+
+from tests.servers import free_port
+
+
+class SinkHandler:
+    def __init__(self):
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.message_ids: Counter[str] = Counter()
+        self.connections = 0
+        # recipient address -> SMTP answer for RCPT (e.g. "550 5.1.1 no such user")
+        self.rcpt_replies: dict[str, str] = {}
+        # recipient address -> answers for DATA, consumed in order (e.g. ["451 try later"])
+        self.data_replies: dict[str, list[str]] = {}
+        self.drop_next_data: int = 0  # close the connection instead of answering, this many times
+        self.lock = threading.Lock()
+
+    async def handle_HELO(self, server, session, envelope, hostname):  # noqa: N802 - aiosmtpd API
+        session.host_name = hostname
+        with self.lock:
+            self.connections += 1
+        return f"250 {server.hostname}"
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        session.host_name = hostname
+        with self.lock:
+            self.connections += 1
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        reply = self.rcpt_replies.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        with self.lock:
+            if self.drop_next_data > 0:
+                self.drop_next_data -= 1
+                session.transport_close = True
+                server.transport.close()
+                return "421 closing"
+            for rcpt in envelope.rcpt_tos:
+                queued = self.data_replies.get(rcpt.lower())
+                if queued:
+                    return queued.pop(0)
+            self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+            mid = message_from_bytes(envelope.content).get("Message-ID", "")
+            self.message_ids[mid] += 1
+        return "250 Message accepted"
+
+    def parsed(self) -> list[Message]:
+        with self.lock:
+            return [message_from_bytes(content) for _f, _t, content in self.messages]
+
+
+class SMTPSink:
+    def __init__(self):
+        self.handler = SinkHandler()
+        self.port = free_port()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+
+    def start(self) -> SMTPSink:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    @property
+    def messages(self):
+        return self.handler.messages

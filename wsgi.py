@@ -1,0 +1,88 @@
+"""Composition root: the extension singletons and `create_app()`.
+
+Everything else registers itself through an `init_app(app)` function or a blueprint. `flask`
+finds this module on its own from the repository root; gunicorn serves `wsgi:create_app()`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from flask import Flask
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+
+import config
+from core.db import Base
+
+ROOT = Path(__file__).resolve().parent
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
+
+# Modules that define models: imported before anything needs the full metadata (Alembic too).
+MODEL_MODULES = ("core.accounts", "supporters.models", "campaigns.models")
+
+# Feature modules, each with an `init_app(app)` that registers its blueprints and CLI groups.
+FEATURE_MODULES = (
+    "core.health",
+    "core.cli",
+    "supporters.web",
+    "supporters.cli",
+    "api",
+    "campaigns.web",
+    "campaigns.cli",
+)
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    """Build the application; `overrides` replace environment settings (tests use this)."""
+    # Read and validate the configuration: a bad setting stops here with one clear line.
+    try:
+        settings = config.load(overrides)
+    except config.ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+    app = Flask(__name__, instance_path=settings["INSTANCE_PATH"])
+    app.config.update(settings)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    # Infrastructure: Redis first, since the rate limiter stores its counters there.
+    from core import redis as core_redis
+
+    core_redis.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", core_redis.limiter_storage_uri(app.config["REDIS_URL"]))
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", "sp-limits")
+
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    # Features: blueprints and CLI groups.
+    for name in FEATURE_MODULES:
+        importlib.import_module(name).init_app(app)
+    return app
+
+
+@login_manager.user_loader
+def _load_user(user_id: str):
+    from core.accounts import AdminUser
+
+    if not user_id.isdigit():
+        return None
+    user = db.session.get(AdminUser, int(user_id))
+    return user if user is not None and user.active else None
