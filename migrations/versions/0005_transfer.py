@@ -1,0 +1,27 @@
+"""exports, imports and data-protection CLI (issue 7)
+
+Revision ID: 0005_transfer
+Revises: 0004_engine
+Create Date: 2026-11-24 07:20:00
+
+Reserved in the chain so that features built in parallel each own one migration; the feature
+fills in upgrade() and downgrade() (both engines), keeping this revision id and its parent.
+"""
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+import core.db  # noqa: F401
+
+# revision identifiers, used by Alembic.
+revision = '0005_transfer'
+down_revision = '0004_engine'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

@@ -1,0 +1,167 @@
+"""The audience filter language: small, validated JSON compiled to SQLAlchemy expressions.
+
+A node is one of
+  {"all": [node, …]}   {"any": [node, …]}   {"not": node}
+  {"field": NAME, "op": OP, "value": VALUE}
+Never string-built SQL: every value becomes a bound parameter. Invalid input raises
+`ValidationFailed` whose field is the JSON path of the offending node (e.g. `filter.all[1].op`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.errors import ValidationFailed
+from supporters.models import LANGUAGES, Supporter, SupporterKind, SupporterStatus, Tag, supporter_tags
+
+MAX_DEPTH = 8
+MAX_NODES = 100
+MAX_LIST = 500
+
+_EQUALITY_OPS = ("eq", "ne", "in", "not_in")
+_ORDER_OPS = ("gt", "gte", "lt", "lte")
+
+
+class _Compiler:
+    def __init__(self):
+        self.nodes = 0
+
+    def fail(self, path: str, message: str):
+        raise ValidationFailed({path: [message]})
+
+    def compile(self, node: Any, path: str, depth: int = 0) -> sa.ColumnElement[bool]:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            self.fail(path, f"a filter may have at most {MAX_NODES} nodes")
+        if depth > MAX_DEPTH:
+            self.fail(path, f"a filter may nest at most {MAX_DEPTH} levels")
+        if not isinstance(node, dict):
+            self.fail(path, "must be an object")
+        keys = set(node)
+        if keys & {"all", "any"}:
+            if len(keys) != 1:
+                self.fail(path, "'all'/'any' must be the only key of its node")
+            key = next(iter(keys))
+            items = node[key]
+            if not isinstance(items, list) or not items:
+                self.fail(f"{path}.{key}", "must be a non-empty list")
+            parts = [self.compile(item, f"{path}.{key}[{i}]", depth + 1) for i, item in enumerate(items)]
+            return sa.and_(*parts) if key == "all" else sa.or_(*parts)
+        if "not" in keys:
+            if len(keys) != 1:
+                self.fail(path, "'not' must be the only key of its node")
+            return sa.not_(self.compile(node["not"], f"{path}.not", depth + 1))
+        if "field" in keys:
+            unknown = keys - {"field", "op", "value"}
+            if unknown:
+                self.fail(f"{path}.{sorted(unknown)[0]}", "unknown key")
+            field = node["field"]
+            handler = FIELDS.get(field) if isinstance(field, str) else None
+            if handler is None:
+                self.fail(f"{path}.field", f"unknown field {field!r}; known: {', '.join(FIELDS)}")
+            return handler(self, node.get("op"), node.get("value"), path)
+        self.fail(path, "expected one of the keys all, any, not, field")
+
+
+def _choice_field(column, allowed: tuple[str, ...] | None):
+    def compile_(c: _Compiler, op, value, path):
+        if op not in _EQUALITY_OPS:
+            c.fail(f"{path}.op", f"unknown operator {op!r} for this field; use one of {', '.join(_EQUALITY_OPS)}")
+        values = value if op in ("in", "not_in") else [value]
+        if op in ("in", "not_in") and (not isinstance(value, list) or not value or len(value) > MAX_LIST):
+            c.fail(f"{path}.value", f"must be a non-empty list of at most {MAX_LIST} values")
+        for v in values:
+            if not isinstance(v, str) or (allowed is not None and v not in allowed) or len(v) > 64:
+                hint = f"; one of {', '.join(allowed)}" if allowed else ""
+                c.fail(f"{path}.value", f"invalid value {v!r}{hint}")
+        return {"eq": column == value, "ne": column != value, "in": column.in_(values),
+                "not_in": column.not_in(values)}[op]
+    return compile_
+
+
+def _tag_ids(c: _Compiler, value, path) -> list[int]:
+    names = value if isinstance(value, list) else [value]
+    if not names or len(names) > MAX_LIST or not all(isinstance(n, str | int) and not isinstance(n, bool) for n in names):
+        c.fail(f"{path}.value", "must be a tag name or id, or a non-empty list of them")
+    from wsgi import db
+
+    ids = {n for n in names if isinstance(n, int)}
+    by_name = [n for n in names if isinstance(n, str)]
+    found = dict(db.session.execute(sa.select(Tag.name, Tag.id).where(Tag.name.in_(by_name))).all()) if by_name else {}
+    missing = [n for n in by_name if n not in found]
+    if ids:
+        known = set(db.session.scalars(sa.select(Tag.id).where(Tag.id.in_(ids))))
+        missing += [i for i in ids if i not in known]
+    if missing:
+        c.fail(f"{path}.value", f"unknown tag {missing[0]!r}")
+    return sorted(ids | set(found.values()))
+
+
+def _has_tag(tag_id: int) -> sa.ColumnElement[bool]:
+    return sa.exists().where(supporter_tags.c.tag_id == tag_id, supporter_tags.c.supporter_id == Supporter.id)
+
+
+def _tags(c: _Compiler, op, value, path):
+    ops = ("has", "has_any", "has_all", "has_none")
+    if op not in ops:
+        c.fail(f"{path}.op", f"unknown operator {op!r} for tags; use one of {', '.join(ops)}")
+    ids = _tag_ids(c, value, path)
+    if op in ("has", "has_any"):
+        return sa.exists().where(supporter_tags.c.tag_id.in_(ids), supporter_tags.c.supporter_id == Supporter.id) \
+            if len(ids) > 1 else _has_tag(ids[0])
+    if op == "has_all":
+        return sa.and_(*[_has_tag(i) for i in ids])
+    return sa.not_(sa.exists().where(supporter_tags.c.tag_id.in_(ids), supporter_tags.c.supporter_id == Supporter.id))
+
+
+def _parse_datetime(c: _Compiler, value, path) -> datetime:
+    if not isinstance(value, str) or len(value) > 40:
+        c.fail(f"{path}.value", "must be an ISO 8601 date or date-time")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        c.fail(f"{path}.value", f"not an ISO 8601 date or date-time: {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _joined(c: _Compiler, op, value, path):
+    if op == "between":
+        if not isinstance(value, list) or len(value) != 2:
+            c.fail(f"{path}.value", "must be a list of two dates")
+        start, end = (_parse_datetime(c, v, path) for v in value)
+        return Supporter.created_at.between(start, end)
+    if op not in ("before", "after"):
+        c.fail(f"{path}.op", f"unknown operator {op!r} for joined; use before, after or between")
+    when = _parse_datetime(c, value, path)
+    return Supporter.created_at < when if op == "before" else Supporter.created_at >= when
+
+
+def _number_field(column, minimum: float, maximum: float):
+    def compile_(c: _Compiler, op, value, path):
+        ops = {"gt": column > value, "gte": column >= value, "lt": column < value, "lte": column <= value,
+               "eq": column == value} if isinstance(value, int | float) and not isinstance(value, bool) else None
+        if op not in (*_ORDER_OPS, "eq"):
+            c.fail(f"{path}.op", f"unknown operator {op!r}; use one of gt, gte, lt, lte, eq")
+        if ops is None or not (minimum <= value <= maximum):
+            c.fail(f"{path}.value", f"must be a number between {minimum:g} and {maximum:g}")
+        return ops[op]
+    return compile_
+
+
+FIELDS = {
+    "status": _choice_field(Supporter.status, tuple(s.value for s in SupporterStatus)),
+    "kind": _choice_field(Supporter.kind, tuple(k.value for k in SupporterKind)),
+    "language": _choice_field(Supporter.language, LANGUAGES),
+    "country": _choice_field(Supporter.country, None),
+    "tags": _tags,
+    "joined": _joined,
+    "engagement": _number_field(Supporter.engagement_score, 0, 1e9),
+}
+
+
+def compile_filter(definition: Any, path: str = "filter") -> sa.ColumnElement[bool]:
+    """Validate a filter definition and return a WHERE clause over `Supporter`."""
+    return _Compiler().compile(definition, path)
