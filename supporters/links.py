@@ -1,0 +1,52 @@
+"""Signed links a supporter receives by mail. The join-flow pages serve these paths.
+
+Tokens are purpose-bound (core.signing): an unsubscribe token never confirms, and so on.
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from core.signing import make_token
+
+CONFIRM_MAX_AGE = 7 * 24 * 3600  # the double-opt-in link expires after a week
+
+
+def _url(path: str) -> str:
+    return f"{current_app.config['PUBLIC_BASE_URL']}{path}"
+
+
+def confirm_token(supporter_id: int) -> str:
+    return make_token("confirm", {"s": supporter_id})
+
+
+def preferences_token(supporter_id: int) -> str:
+    return make_token("preferences", {"s": supporter_id})
+
+
+def unsubscribe_token(supporter_id: int) -> str:
+    return make_token("unsubscribe", {"s": supporter_id})
+
+
+def confirm_url(supporter_id: int) -> str:
+    return _url(f"/confirm/{confirm_token(supporter_id)}")
+
+
+def preferences_url(supporter_id: int) -> str:
+    return _url(f"/preferences/{preferences_token(supporter_id)}")
+
+
+def unsubscribe_url(supporter_id: int) -> str:
+    return _url(f"/unsubscribe/{unsubscribe_token(supporter_id)}")
+
+
+def unsubscribe_headers(supporter_id: int) -> dict[str, str]:
+    """RFC 2369 + RFC 8058 headers: every mail to a supporter carries them."""
+    return {
+        "List-Unsubscribe": f"<{unsubscribe_url(supporter_id)}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+def referral_url(referral_code: str) -> str:
+    return _url(f"/join?ref={referral_code}")
