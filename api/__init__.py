@@ -1,23 +1,23 @@
 """The campaign managers' REST API under /api/v1 (JSON, bearer tokens, problem+json errors).
 
-Endpoint modules attach their routes to `bp`; each is listed in `ENDPOINT_MODULES`.
+Every module in this package attaches its routes to `bp`; `init_app` imports them all, so a new
+endpoint module needs no registration anywhere else.
 """
 
 import importlib
+import pkgutil
 
 from flask import Blueprint, Flask
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-ENDPOINT_MODULES: tuple[str, ...] = ()
 
 
 def init_app(app: Flask) -> None:
     from api import errors
     from wsgi import csrf
 
-    for name in ENDPOINT_MODULES:
-        importlib.import_module(name)
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
     # Bearer tokens are not sent by browsers on their own; cookie writes are checked in api.auth.
     csrf.exempt(bp)
     app.register_blueprint(bp)
