@@ -17,6 +17,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
+from werkzeug.routing import IntegerConverter
 
 import config
 from core.db import Base
@@ -44,6 +45,13 @@ FEATURE_MODULES = (
 )
 
 
+class BoundedIntConverter(IntegerConverter):
+    """`<int:…>` never matches a number a 64-bit column cannot hold: a 404, not a database error."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=2**63 - 1, signed=False):  # noqa: A002
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
 def create_app(overrides: dict | None = None) -> Flask:
     """Build the application; `overrides` replace environment settings (tests use this)."""
     # Read and validate the configuration: a bad setting stops here with one clear line.
@@ -54,6 +62,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         raise SystemExit(2) from None
 
     app = Flask(__name__, instance_path=settings["INSTANCE_PATH"])
+    app.url_map.converters["int"] = BoundedIntConverter
     app.config.update(settings)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
