@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+import redis
 import sqlalchemy as sa
 from flask import current_app
 from rq import Retry
@@ -114,8 +115,7 @@ def join(*, email: str, kind: str, language: str, consent_language: str, consent
     except IntegrityError:
         db.session.rollback()
         return _join_existing(normalized, text, ref, requester)
-    send_confirmation.enqueue(supporter_id)
-    return JoinResult(JoinOutcome.CREATED, supporter_id, True)
+    return JoinResult(JoinOutcome.CREATED, supporter_id, _enqueue(send_confirmation, supporter_id))
 
 
 def _insert_pending(supporter_row: dict, grant_row: dict, atomic_alone: bool = False) -> int:
@@ -169,9 +169,7 @@ def _join_existing(normalized: str, text: consent.ConsentText, ref: str | None,
         raise ValidationFailed({"interests": ["an interest is no longer offered; please choose again"]})
     if supporter.status is SupporterStatus.ACTIVE:
         db.session.rollback()
-        enqueued = _throttle(f"notice:{supporter.id}")
-        if enqueued:
-            send_already_active.enqueue(supporter.id)
+        enqueued = _throttle(f"notice:{supporter.id}") and _enqueue(send_already_active, supporter.id)
         return JoinResult(JoinOutcome.ALREADY_ACTIVE, supporter.id, enqueued)
     outcome = JoinOutcome.PENDING_AGAIN if supporter.status is SupporterStatus.PENDING else JoinOutcome.REJOINED
     # The person ticked the consent box again: the ledger records that grant too.
@@ -181,9 +179,7 @@ def _join_existing(normalized: str, text: consent.ConsentText, ref: str | None,
         supporter.joined_with_ref = ref
     supporter_id = supporter.id
     db.session.commit()
-    enqueued = _throttle(f"confirm:{supporter_id}")
-    if enqueued:
-        send_confirmation.enqueue(supporter_id)
+    enqueued = _throttle(f"confirm:{supporter_id}") and _enqueue(send_confirmation, supporter_id)
     return JoinResult(outcome, supporter_id, enqueued)
 
 
@@ -207,9 +203,25 @@ def _check_join_input(email: str, kind: str, language: str, name: str | None) ->
         raise ValidationFailed(errors)
 
 
+def _enqueue(job_function, supporter_id: int) -> bool:
+    """Queue a mail job after the commit. If Redis is down the row is kept (the database is the
+    source of truth): the person can submit again, and pending supporters whose mail never went
+    out are visible as `confirmation_sent_at IS NULL`."""
+    try:
+        job_function.enqueue(supporter_id)
+    except redis.exceptions.RedisError:
+        log.exception("could not queue %s for supporter %s", job_function.__name__, supporter_id)
+        return False
+    return True
+
+
 def _throttle(key: str) -> bool:
     """True at most once per RESEND_THROTTLE_SECONDS per key: repeated mails cannot flood an inbox."""
-    return bool(get_redis().set(f"sp:join:throttle:{key}", 1, nx=True, ex=RESEND_THROTTLE_SECONDS))
+    try:
+        return bool(get_redis().set(f"sp:join:throttle:{key}", 1, nx=True, ex=RESEND_THROTTLE_SECONDS))
+    except redis.exceptions.RedisError:
+        log.exception("throttle unavailable; not sending a repeated mail")
+        return False
 
 
 def public_tags() -> list[Tag]:
@@ -338,12 +350,12 @@ def is_referral_code(value: str | None) -> bool:
     return bool(value) and len(value) <= 16 and all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
 
 
-def referrer_name(code: str | None) -> str | None:
+def is_known_referral_code(code: str | None) -> bool:
     """Whether a referral code belongs to an active supporter (for the welcome line on /join)."""
     if not is_referral_code(code):
-        return None
+        return False
     return db.session.scalar(sa.select(Supporter.id).where(Supporter.referral_code == code,
-                                                           Supporter.status == SupporterStatus.ACTIVE))
+                                                           Supporter.status == SupporterStatus.ACTIVE)) is not None
 
 
 def request_new_confirmation(*, supporter_id: int | None = None, email: str | None = None) -> bool:
@@ -368,8 +380,7 @@ def request_new_confirmation(*, supporter_id: int | None = None, email: str | No
     supporter.confirmation_sent_at = None  # lets the job send again for the same grant
     sid = supporter.id
     db.session.commit()
-    send_confirmation.enqueue(sid)
-    return True
+    return _enqueue(send_confirmation, sid)
 
 
 # --- preferences and leaving ---------------------------------------------------------------------

@@ -79,7 +79,7 @@ def join():
     if request.method == "GET":
         ref = request.args.get("ref")
         form = JoinForm(formdata=None, data={"language": g.lang, "ref": ref if service.is_referral_code(ref) else ""})
-        return _join_page(form, referred=service.referrer_name(ref) is not None)
+        return _join_page(form, referred=service.is_known_referral_code(ref))
     form = JoinForm()
     if not form.check(g.lang, page_language=g.lang):
         return _join_page(form, 422)

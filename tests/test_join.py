@@ -274,3 +274,18 @@ def test_private_tags_cannot_be_chosen_through_the_form(client, db):
     page = post_join(client, interests="vip-internal")
     assert page.status_code == 422
     assert db.session.scalar(sa.select(sa.func.count()).select_from(supporter_tags)) == 0
+
+
+def test_a_signup_is_kept_when_redis_is_down_and_no_page_fails(app, settings, db):
+    from tests.servers import free_port
+    from wsgi import create_app
+
+    no_redis = create_app({**settings, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "RATELIMIT_ENABLED": "0"})
+    client = no_redis.test_client()
+    with no_redis.app_context():
+        page = post_join(client, email="kept@example.org")
+        assert page.status_code == 200
+        again = post_join(client, email="kept@example.org")  # the pending path needs Redis for its throttle
+        assert again.status_code == 200
+        [row] = supporters(db)
+        assert (row.email, row.status, row.confirmation_sent_at) == ("kept@example.org", SupporterStatus.PENDING, None)
