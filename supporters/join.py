@@ -42,6 +42,7 @@ from supporters.models import (
     normalize_email,
     supporter_tags,
 )
+from supporters.privacy import export_section, on_erase
 from wsgi import db
 
 log = logging.getLogger(__name__)
@@ -444,6 +445,20 @@ def withdraw(supporter_id: int, *, method: str, requester: Requester = Requester
     else:
         db.session.rollback()
     return supporter
+
+
+# --- data protection -----------------------------------------------------------------------------
+
+@export_section("join")
+def _export_join(supporter: Supporter) -> dict:
+    return {"joined_with_referral_code": supporter.joined_with_ref,
+            "confirmation_sent_at": supporter.confirmation_sent_at.isoformat()
+            if supporter.confirmation_sent_at else None}
+
+
+@on_erase
+def _erase_join(supporter: Supporter) -> None:
+    supporter.joined_with_ref = None
 
 
 # --- jobs ----------------------------------------------------------------------------------------

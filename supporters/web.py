@@ -11,6 +11,7 @@ from flask import Blueprint, Flask, current_app, g, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import TooManyRequests
 
+from core.errors import ValidationFailed
 from core.signing import ExpiredToken, InvalidToken
 from supporters import join as service
 from supporters import links
@@ -88,9 +89,13 @@ def join():
     if len(tag_ids) != len(data["interests"]):
         form.fail("interests", t("error.interests.invalid", g.lang))
         return _join_page(form, 422)
-    service.join(email=data["email"], name=data["name"], kind=data["kind"], language=data["language"],
-                 consent_language=g.lang, consent_version=data["consent_version"], interest_ids=sorted(tag_ids.values()), ref=data["ref"],
-                 requester=_requester())
+    try:
+        service.join(email=data["email"], name=data["name"], kind=data["kind"], language=data["language"],
+                     consent_language=g.lang, consent_version=data["consent_version"],
+                     interest_ids=sorted(tag_ids.values()), ref=data["ref"], requester=_requester())
+    except ValidationFailed:  # an interest was withdrawn while the form was open
+        form.fail("interests", t("error.interests.invalid", g.lang))
+        return _join_page(form, 422)
     # The same answer whatever the outcome: nobody learns whether an address is already known.
     return _page("joined.html")
 

@@ -246,3 +246,19 @@ def test_confirming_after_an_erasure_lifts_the_erasure_suppression_of_that_addre
     _supporter, path = joined_and_mailed(app, client, email="back@example.org")
     client.post(path)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Suppression)) == 0
+
+
+def test_the_join_data_is_part_of_the_export_and_cleared_on_erasure(app, client, db):
+    from supporters.privacy import erase_supporter, person_record
+
+    make_supporter("friend@example.org", referral_code="friendly1")
+    post_join(client, email="new@example.org", ref="friendly1")
+    run_mail_worker(app)
+    supporter = db.session.scalar(sa.select(Supporter).where(Supporter.email == "new@example.org"))
+    record = person_record(supporter)
+    assert record["join"]["joined_with_referral_code"] == "friendly1"
+    assert record["join"]["confirmation_sent_at"] is not None
+    erase_supporter(supporter)
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Supporter, supporter.id).joined_with_ref is None

@@ -160,3 +160,11 @@ def test_the_company_default_limits_the_choices(settings, app):
         from wsgi import db
 
         assert db.session.scalar(sa.select(Supporter.asks_per_month)) is None
+
+
+def test_a_stale_csrf_token_on_the_preferences_page_explains_itself(client, db):
+    supporter = make_supporter(name="Ada")
+    path, _page, _token = open_page(client, supporter.id)
+    page = client.post(path, data={"name": "Mallory", "language": "en", "csrf_token": "stale"})
+    assert page.status_code == 400
+    assert "The form had expired" in page.get_data(as_text=True)
