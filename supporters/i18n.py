@@ -91,7 +91,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "prefs.pending": "You have not confirmed your email address yet: please open the link in the "
                          "confirmation email first.",
         "prefs.asks": "How often may we ask you at most?",
-        "prefs.asks.default": "As often as usual (at most {n} times a month)",
+        "prefs.asks.default": "As usual (at most {n} times a month)",
         "prefs.asks.n": "At most {n} times a month",
         "prefs.asks.one": "At most once a month",
         "prefs.pause": "Pause until (optional)",
@@ -210,7 +210,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "prefs.pending": "Sie haben Ihre E-Mail-Adresse noch nicht bestätigt: Bitte öffnen Sie zuerst den "
                          "Link in der Bestätigungs-E-Mail.",
         "prefs.asks": "Wie oft dürfen wir Sie höchstens fragen?",
-        "prefs.asks.default": "So oft wie üblich (höchstens {n}-mal im Monat)",
+        "prefs.asks.default": "Wie üblich (höchstens {n}-mal im Monat)",
         "prefs.asks.n": "Höchstens {n}-mal im Monat",
         "prefs.asks.one": "Höchstens einmal im Monat",
         "prefs.pause": "Pause bis (freiwillig)",
