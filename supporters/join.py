@@ -13,7 +13,7 @@ import functools
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import redis
 import sqlalchemy as sa
@@ -511,6 +511,23 @@ def send_already_active(supporter_id: int) -> bool:
         log.warning("notice for supporter %s refused permanently: %s", supporter.id, exc)
         return False
     return True
+
+
+@job("mail")
+def sweep_unsent_confirmations(older_than_seconds: int = 300) -> int:
+    """Queue the confirmation again for web signups whose mail never went out (e.g. Redis was
+    down right after the commit). Only `source = web_form`: imports choose themselves whether
+    to send an opt-in. Safe to run any time (the job it queues sends once per grant)."""
+    now = utcnow()
+    ids = list(db.session.scalars(
+        sa.select(Supporter.id).where(
+            Supporter.status == SupporterStatus.PENDING, Supporter.source == "web_form",
+            Supporter.confirmation_sent_at.is_(None),
+            Supporter.created_at < now - timedelta(seconds=older_than_seconds),
+            Supporter.created_at > now - timedelta(seconds=links.CONFIRM_MAX_AGE))
+        .order_by(Supporter.id).limit(10_000)))
+    send_confirmation.enqueue_many([(supporter_id,) for supporter_id in ids])
+    return len(ids)
 
 
 def _blocked(supporter: Supporter) -> bool:

@@ -262,3 +262,22 @@ def test_the_join_data_is_part_of_the_export_and_cleared_on_erasure(app, client,
     db.session.commit()
     db.session.expire_all()
     assert db.session.get(Supporter, supporter.id).joined_with_ref is None
+
+
+def test_the_sweeper_queues_confirmations_that_never_went_out_for_web_signups_only(app, client, db):
+    from datetime import timedelta
+
+    from core.db import utcnow
+
+    post_join(client, email="lost@example.org")  # its job is lost, as if Redis had been flushed
+    get_queue("mail").empty()
+    fresh = make_supporter("fresh@example.org", status="pending", source="web_form")
+    imported = make_supporter("imported@example.org", status="pending", source="import")
+    db.session.execute(sa.update(Supporter).where(Supporter.id != fresh.id)
+                       .values(created_at=utcnow() - timedelta(minutes=10)))
+    db.session.commit()
+    assert service.sweep_unsent_confirmations() == 1
+    run_mail_worker(app)
+    assert [m["To"] for m in outbox(app)] == ["lost@example.org"]
+    assert service.sweep_unsent_confirmations() == 0  # sent now: nothing left behind
+    assert imported.id
