@@ -77,7 +77,7 @@ CATALOG: dict[str, dict[str, str]] = {
                                   "anything anymore. If you want to come back, please join again.",
         "link.invalid.title": "This link is not valid",
         "link.invalid.body": "It may be incomplete or have been changed. Please copy the whole link from the "
-                             "email, or ask for a new one.",
+                             "email. Every email from us also has a working unsubscribe link at the end.",
         "link.expired.title": "This link has expired",
         "link.expired.body": "Confirmation links are valid for {days} days. We can send you a new one.",
         "link.new": "Send me a new link",
@@ -197,7 +197,8 @@ CATALOG: dict[str, dict[str, str]] = {
                                   "zurückkommen möchten, melden Sie sich bitte neu an.",
         "link.invalid.title": "Dieser Link ist ungültig",
         "link.invalid.body": "Er ist vielleicht unvollständig oder wurde verändert. Bitte kopieren Sie den "
-                             "ganzen Link aus der E-Mail oder fordern Sie einen neuen an.",
+                             "ganzen Link aus der E-Mail. Jede E-Mail von uns enthält am Ende auch einen "
+                             "funktionierenden Abmeldelink.",
         "link.expired.title": "Dieser Link ist abgelaufen",
         "link.expired.body": "Bestätigungslinks gelten {days} Tage. Wir können Ihnen einen neuen schicken.",
         "link.new": "Neuen Link schicken",

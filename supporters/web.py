@@ -102,7 +102,8 @@ def join():
 
 # --- confirm -------------------------------------------------------------------------------------
 
-def _link_problem(exc: InvalidToken, token: str | None = None):
+def _link_problem(exc: InvalidToken, token: str | None = None, offer_new_link: bool = True):
+    """The page for a broken link; confirm links offer to send a new one."""
     if isinstance(exc, ExpiredToken):
         supporter_id = service.expired_confirm_supporter_id(exc) if token else None
         form = NewLinkForm(formdata=None, data={"token": token if supporter_id else ""})
@@ -110,7 +111,7 @@ def _link_problem(exc: InvalidToken, token: str | None = None):
                      days=links.CONFIRM_MAX_AGE // 86400)
     if isinstance(exc, service.ConsentWithdrawn):
         return _page("link_problem.html", 409, withdrawn=True)
-    return _page("link_problem.html", 400, form=NewLinkForm(formdata=None))
+    return _page("link_problem.html", 400, form=NewLinkForm(formdata=None) if offer_new_link else None)
 
 
 def _confirmed_page(supporter, newly: bool):
@@ -182,7 +183,7 @@ def preferences(token: str):
     try:
         supporter = service.supporter_from_token("preferences", token)
     except InvalidToken as exc:
-        return _link_problem(exc)
+        return _link_problem(exc, offer_new_link=False)
     g.lang = _page_language(supporter.language)
     if request.method == "POST" and request.form.get("action") == "leave":
         supporter = service.withdraw(supporter.id, method="preferences_page", requester=_requester())
@@ -220,7 +221,7 @@ def unsubscribe(token: str):
     try:
         supporter = service.supporter_from_token("unsubscribe", token)
     except InvalidToken as exc:
-        return _link_problem(exc)
+        return _link_problem(exc, offer_new_link=False)
     g.lang = _page_language(supporter.language)
     if request.method == "GET":
         if supporter.status is SupporterStatus.UNSUBSCRIBED:

@@ -58,7 +58,10 @@ def test_bad_tokens_are_refused_and_change_nothing(client, db):
     for path in (f"/unsubscribe/{links.preferences_token(supporter.id)}", f"/unsubscribe/{links.confirm_token(supporter.id)}",
                  f"/unsubscribe/{links.unsubscribe_token(supporter.id)}tampered", "/unsubscribe/x",
                  f"/unsubscribe/{links.unsubscribe_token(987654)}"):
-        assert client.get(path).status_code == 400
+        page = client.get(path)
+        assert page.status_code == 400
+        assert "unsubscribe link at the end" in page.get_data(as_text=True)
+        assert "Send me a new link" not in page.get_data(as_text=True)  # that is for confirm links
         assert client.post(path, data={"List-Unsubscribe": "One-Click"}).status_code == 400
     assert supporters(db)[0].status is SupporterStatus.ACTIVE
     assert trail(db, supporter.id) == [("granted", "test")]
