@@ -40,6 +40,9 @@ def noop(signup_id: int) -> int:
 def create_app() -> Flask:
     app = Flask(__name__)
     app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
+    # BENCH_PRE_PING=1 uses the platform's engine options (a `SELECT 1` on every pool checkout), to
+    # show what that setting costs; the floor itself runs without it.
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": os.environ.get("BENCH_PRE_PING") == "1"}
     db.init_app(app)
     queue = Queue("bench", connection=redis.Redis.from_url(os.environ["REDIS_URL"]))
 
