@@ -93,7 +93,7 @@ def _load_filter(text: str | None):
 def _output(path: str | None):
     """The binary stream to write to; a file appears complete (renamed into place) or not at all."""
     if path is None or path == "-":
-        yield click.get_binary_stream("stdout")
+        yield sys.stdout.buffer
         return
     target = Path(path)
     if target.is_dir():
@@ -140,7 +140,7 @@ def export_supporters_command(fmt, fields, segment_id, filter_json, status, kind
     total = transfer.count(stmt) if bar else None
     with _output(output) as out, progress_bar(bar, total, "Exporting supporters") as update:
         rows = transfer.write(stmt, out, fmt, update)
-    db.session.remove()
+    db.session.rollback()
     if not quiet:
         click.echo(f"Exported {rows} supporters{f' to {output}' if output and output != '-' else ''}.", err=True)
 
@@ -164,7 +164,7 @@ def export_consents_command(fmt, since, output, quiet):
     total = transfer.count(stmt) if bar else None
     with _output(output) as out, progress_bar(bar, total, "Exporting consents") as update:
         rows = transfer.write(stmt, out, fmt, update)
-    db.session.remove()
+    db.session.rollback()
     if not quiet:
         click.echo(f"Exported {rows} consent events{f' to {output}' if output and output != '-' else ''}.", err=True)
 

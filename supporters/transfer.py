@@ -3,7 +3,7 @@
 CSV on PostgreSQL goes through `COPY (SELECT …) TO STDOUT`: the server formats the rows and we
 only pass bytes along (MEASURED.md: ~7x faster than a cursor plus `csv.writer`). On SQLite a raw
 cursor feeds `csv.writer` in batches. Either way the SELECT itself defuses spreadsheet formulas,
-so both engines write the same bytes and no Python loop touches a cell. JSONL goes through a
+so no Python loop touches a cell. JSONL goes through a
 streaming (server-side on PostgreSQL) cursor and `json.dumps`.
 
 Erased supporters are never exported: their rows only exist to keep aggregate counts honest.
@@ -260,7 +260,9 @@ def _copy_csv(stmt: sa.Select, out: IO[bytes], progress) -> int:
 
 def _cursor_csv(stmt: sa.Select, out: IO[bytes], progress) -> int:
     text = codecs.getwriter("utf-8")(out)
-    writer = csv.writer(text, lineterminator="\n")
+    # CRLF (RFC 4180): csv.writer only quotes a field holding a character of the line terminator,
+    # and a bare CR inside an unquoted field would split the row in a reader.
+    writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow([c.name for c in stmt.selected_columns])
     rows = 0
     with db.engine.connect() as conn:

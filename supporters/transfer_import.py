@@ -29,12 +29,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
 from email_validator import SPECIAL_USE_DOMAIN_NAMES as _SPECIAL_USE
+from email_validator import EmailNotValidError, validate_email
 
 from core.db import UTCDateTime, utcnow
 from core.errors import ValidationFailed
-from supporters.models import LANGUAGES, Suppression, SupporterKind, normalize_email
+from supporters.models import LANGUAGES, SupporterKind, Suppression, normalize_email
 from wsgi import db
 
 FIELDS = ("email", "name", "kind", "language", "country", "timezone", "tags")
@@ -465,7 +465,7 @@ class Stage:
                     copy.write_row(row)
         else:
             marks = ", ".join("?" for _ in STAGE_COLUMNS)
-            self.conn.exec_driver_sql(f"INSERT INTO _import_stage ({columns}) VALUES ({marks})", rows)
+            self.conn.exec_driver_sql(f"INSERT INTO _import_stage ({columns}) VALUES ({marks})", rows)  # noqa: S608 - only constant identifiers are interpolated
 
     def drop_suppressed(self) -> int:
         return self.conn.exec_driver_sql(
@@ -482,7 +482,7 @@ class Stage:
             f"(st.{c} IS NOT NULL AND supporters.{c} IS DISTINCT FROM st.{c})" if self.pg else
             f"(st.{c} IS NOT NULL AND supporters.{c} IS NOT st.{c})"
             for c in ("name", "country", "timezone", "kind", "language") if c in p)
-        sql = (f"UPDATE supporters SET {', '.join(sets)}, updated_at = :now FROM _import_stage AS st "
+        sql = (f"UPDATE supporters SET {', '.join(sets)}, updated_at = :now FROM _import_stage AS st "  # noqa: S608 - only constant identifiers are interpolated
                f"WHERE supporters.email_normalized = st.email_normalized AND supporters.status <> 'erased' "
                f"AND ({differs})")
         return self.conn.execute(sa.text(sql).bindparams(sa.bindparam("now", now, type_=UTCDateTime()))).rowcount
@@ -497,7 +497,7 @@ class Stage:
         params = [sa.bindparam("now", now, type_=UTCDateTime()), sa.bindparam("status", status)]
         if self.pg:
             # One statement: insert and note the new ids in the stage, so what follows is set-based.
-            sql = (f"WITH ins AS ({insert}) UPDATE _import_stage SET new_id = ins.id FROM ins "
+            sql = (f"WITH ins AS ({insert}) UPDATE _import_stage SET new_id = ins.id FROM ins "  # noqa: S608 - only constant identifiers are interpolated
                    "WHERE _import_stage.email_normalized = ins.email_normalized")
             return self.conn.execute(sa.text(sql).bindparams(*params)).rowcount
         new = self.conn.execute(sa.text(insert).bindparams(*params)).all()
@@ -523,7 +523,7 @@ class Stage:
                 [{"name": n, "now": now} for n in self.tag_names])
         if with_column:
             self.conn.execute(sa.text(
-                f"INSERT INTO tags (name, public, created_at) SELECT DISTINCT j.value, false, :now "
+                f"INSERT INTO tags (name, public, created_at) SELECT DISTINCT j.value, false, :now "  # noqa: S608 - only constant identifiers are interpolated
                 f"FROM _import_stage, {self._each('_import_stage.tags')} WHERE _import_stage.tags IS NOT NULL "
                 f"ON CONFLICT (name) DO NOTHING").bindparams(
                     sa.bindparam("now", now, type_=UTCDateTime())))
@@ -543,11 +543,11 @@ class Stage:
         conflict = "ON CONFLICT DO NOTHING"
         for name in self.tag_names:
             self.conn.execute(sa.text(
-                f"INSERT INTO supporter_tags (tag_id, supporter_id) SELECT (SELECT id FROM tags WHERE name = :name), "
+                f"INSERT INTO supporter_tags (tag_id, supporter_id) SELECT (SELECT id FROM tags WHERE name = :name), "  # noqa: S608 - only constant identifiers are interpolated
                 f"t.sid FROM {target} AS t WHERE true {conflict}"), {"name": name})
         if with_column:
             self.conn.execute(sa.text(
-                f"INSERT INTO supporter_tags (tag_id, supporter_id) SELECT tags.id, t.sid FROM {target} AS t, "
+                f"INSERT INTO supporter_tags (tag_id, supporter_id) SELECT tags.id, t.sid FROM {target} AS t, "  # noqa: S608 - only constant identifiers are interpolated
                 f"{self._each('t.tags')} JOIN tags ON tags.name = j.value WHERE t.tags IS NOT NULL {conflict}"))
 
     def new_ids(self) -> list[int]:
@@ -577,9 +577,9 @@ def import_supporters(opts: ImportOptions, progress: Callable[[int], None] | Non
     delimiter = opts.delimiter or sniff_delimiter(src.path, src.encoding)
     summary.delimiter = delimiter
     tag_names = sorted({t.strip() for t in opts.tags})
-    db.session.remove()  # the import works on its own connection; no ORM state may linger
+    db.session.rollback()  # the import works on its own connection: end any open transaction here
     hash_emails = db.session.scalar(sa.select(Suppression.id).limit(1)) is not None
-    db.session.remove()
+    db.session.rollback()
 
     state: dict = {}
 
