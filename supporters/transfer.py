@@ -166,12 +166,16 @@ def _dialect() -> str:
 def defuse(expr) -> sa.ColumnElement:
     """Prefix a formula-looking text cell with an apostrophe, in SQL (both engines)."""
     expr = sa.cast(expr, sa.Text) if not isinstance(expr.type, sa.String) else expr
-    # The first character's code point (ascii() on PostgreSQL, unicode() on SQLite) against integer
-    # constants: measured cheaper than substr(…) IN ('=', …). Literal SQL, not parameters: COPY
-    # cannot take server-side parameters, and these are constants.
-    first = (sa.func.ascii if _dialect() == "postgresql" else sa.func.unicode)(expr)
+    # Every formula character sorts before 'A' (byte-wise), so one cheap comparison settles most
+    # cells (names and addresses mostly start with letters, which sort above it) before any function;
+    # "C" collation on PostgreSQL, so that a linguistic collation cannot reorder it. Then the first
+    # code point (ascii() / unicode()) against integer constants, cheaper than substr() IN ('=', …).
+    # Literal SQL, not parameters: COPY cannot take server-side parameters, and these are constants.
+    pg = _dialect() == "postgresql"
+    low = (expr.collate("C") if pg else expr) < sa.literal_column("'A'")
+    first = (sa.func.ascii if pg else sa.func.unicode)(expr)
     codes = [sa.literal_column(str(ord(c))) for c in FORMULA_STARTS]
-    return sa.case((first.in_(codes), sa.literal_column("''''") + expr), else_=expr)
+    return sa.case((sa.and_(low, first.in_(codes)), sa.literal_column("''''", sa.String) + expr), else_=expr)
 
 
 def iso_timestamp(expr) -> sa.ColumnElement:
@@ -189,7 +193,7 @@ def _csv_column(name: str, expr, text: bool):
     elif text:
         expr = defuse(expr)
     elif isinstance(expr.type, sa.Enum):
-        expr = sa.cast(expr, sa.String)  # write the stored value, not a Python enum
+        expr = sa.type_coerce(expr, sa.String)  # the stored value as is: no SQL, no Python enum
     return expr.label(name)
 
 
@@ -199,7 +203,7 @@ def supporters_select(fields: list[str], where, for_csv: bool) -> sa.Select:
         make, text = SUPPORTER_FIELDS[name]
         expr = _tags_of(Supporter.id, for_csv) if name == "tags" else make()
         columns.append(_csv_column(name, expr, text) if for_csv else
-                       (sa.cast(expr, sa.String) if isinstance(expr.type, sa.Enum) else expr).label(name))
+                       (sa.type_coerce(expr, sa.String) if isinstance(expr.type, sa.Enum) else expr).label(name))
     return sa.select(*columns).select_from(Supporter).where(where).order_by(Supporter.id)
 
 
@@ -213,7 +217,7 @@ def consents_select(for_csv: bool, since: datetime | None = None) -> sa.Select:
         "user_agent": (ConsentEvent.user_agent, True), "note": (ConsentEvent.note, True),
     }
     columns = [(_csv_column(n, e, t) if for_csv else
-                (sa.cast(e, sa.String) if isinstance(e.type, sa.Enum) else e).label(n))
+                (sa.type_coerce(e, sa.String) if isinstance(e.type, sa.Enum) else e).label(n))
                for n, (e, t) in exprs.items()]
     stmt = sa.select(*columns).select_from(ConsentEvent).join(Supporter, Supporter.id == ConsentEvent.supporter_id)
     if since is not None:
