@@ -18,10 +18,13 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import itertools
 import json
 import os
+import queue
 import re
 import secrets
+import threading
 import zoneinfo
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -487,7 +490,11 @@ class Stage:
                f"AND ({differs})")
         return self.conn.execute(sa.text(sql).bindparams(sa.bindparam("now", now, type_=UTCDateTime()))).rowcount
 
-    def insert_new(self, now: datetime) -> int:
+    def insert_new(self, now: datetime, need_ids: bool) -> int:
+        """Insert the new supporters (and their consent events); return how many were new.
+
+        `need_ids`: note each new supporter's id in the stage, for tags and opt-in mails.
+        """
         status = "active" if self.active else "pending"
         insert = ("INSERT INTO supporters (email, email_normalized, name, kind, language, country, timezone, status, "
                   "referral_code, engagement_score, source, created_at, updated_at) "
@@ -495,24 +502,38 @@ class Stage:
                   "0, 'import', :now, :now FROM _import_stage WHERE true "
                   "ON CONFLICT (email_normalized) DO NOTHING RETURNING id, email_normalized")
         params = [sa.bindparam("now", now, type_=UTCDateTime()), sa.bindparam("status", status)]
+        with_consent = not self.opts.send_opt_in
         if self.pg:
-            # One statement: insert and note the new ids in the stage, so what follows is set-based.
-            sql = (f"WITH ins AS ({insert}) UPDATE _import_stage SET new_id = ins.id FROM ins "  # noqa: S608 - only constant identifiers are interpolated
-                   "WHERE _import_stage.email_normalized = ins.email_normalized")
-            return self.conn.execute(sa.text(sql).bindparams(*params)).rowcount
+            # One statement: supporters, their consent events and (if needed) the ids in the stage,
+            # all from the INSERT's RETURNING, so nothing is read twice.
+            ctes = [f"ins AS ({insert})"]
+            if with_consent:
+                ctes.append(f"ce AS ({self._consent_insert('ins', 'id')})")
+                params += self._consent_params()
+            if need_ids:
+                tail = ("UPDATE _import_stage SET new_id = ins.id FROM ins "
+                        "WHERE _import_stage.email_normalized = ins.email_normalized")
+                sql = f"WITH {', '.join(ctes)} {tail}"
+                return self.conn.execute(sa.text(sql).bindparams(*params)).rowcount
+            sql = f"WITH {', '.join(ctes)} SELECT count(*) FROM ins"  # noqa: S608 - constant SQL only
+            return self.conn.execute(sa.text(sql).bindparams(*params)).scalar_one()
         new = self.conn.execute(sa.text(insert).bindparams(*params)).all()
         if new:
             self.conn.exec_driver_sql("UPDATE _import_stage SET new_id = ? WHERE email_normalized = ?",
                                       [(r[0], r[1]) for r in new])
+            if with_consent:
+                self.conn.execute(sa.text(self._consent_insert("_import_stage", "new_id")
+                                          + " WHERE new_id IS NOT NULL").bindparams(*self._consent_params()))
         return len(new)
 
-    def record_consent(self, now: datetime) -> None:
-        self.conn.execute(sa.text(
-            "INSERT INTO consent_events (supporter_id, purpose, action, method, occurred_at, note, text_version) "
-            "SELECT new_id, :purpose, 'granted', 'import', :at, :note, 'import' FROM _import_stage "
-            "WHERE new_id IS NOT NULL").bindparams(
-                sa.bindparam("at", self.opts.consented_at, type_=UTCDateTime()),
-                purpose=CONSENT_PURPOSE, note=self.opts.consent_note.strip()))
+    @staticmethod
+    def _consent_insert(source: str, id_column: str) -> str:
+        return ("INSERT INTO consent_events (supporter_id, purpose, action, method, occurred_at, note, text_version) "  # noqa: S608 - constant SQL only
+                f"SELECT {id_column}, :purpose, 'granted', 'import', :at, :note, 'import' FROM {source}")
+
+    def _consent_params(self) -> list:
+        return [sa.bindparam("at", self.opts.consented_at, type_=UTCDateTime()),
+                sa.bindparam("purpose", CONSENT_PURPOSE), sa.bindparam("note", self.opts.consent_note.strip())]
 
     def ensure_tags(self, now: datetime, with_column: bool) -> None:
         """Create the tags this batch names (not public: an operator decides what is offered)."""
@@ -604,23 +625,28 @@ def import_supporters(opts: ImportOptions, progress: Callable[[int], None] | Non
     seen: set[int] = set()  # hashes of normalised addresses already taken from this file
     with_tag_column = "tags" in state["positions"]
 
-    with db.engine.connect() as conn:
-        stage = Stage(conn, opts, tag_names)
-        stage.positions_present = set(state["positions"])
-        stage.create()
+    work: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce() -> None:
+        """Read, validate and deduplicate rows into batches (runs beside the database work)."""
+        batch: list[tuple] = []
+        read = 0
+
+        def put(item) -> None:
+            while not stop.is_set():
+                try:
+                    work.put(item, timeout=0.2)
+                    return
+                except queue.Full:
+                    continue
+
         try:
-            batch: list[tuple] = []
-
-            def flush() -> None:
-                if batch:
-                    _write_batch(stage, batch, summary, opts, with_tag_column)
-                    if progress:
-                        progress(len(batch))
-                    batch.clear()
-
-            def handle(item) -> None:
-                line, row, reason = item
-                summary.rows += 1
+            items = itertools.chain([first] if first is not None else [], rows)
+            for line, row, reason in items:
+                if stop.is_set():
+                    return
+                read += 1
                 if reason is None:
                     try:
                         values = check(row)
@@ -630,21 +656,41 @@ def import_supporters(opts: ImportOptions, progress: Callable[[int], None] | Non
                         key = hash(values[1])
                         if key in seen:
                             summary.duplicate_in_file += 1
-                            return
+                            continue
                         seen.add(key)
                         batch.append((line, *values))
                         if len(batch) >= opts.batch_size:
-                            flush()
-                        return
+                            put((batch, read))
+                            batch, read = [], 0
+                        continue
                 summary.rejected += 1
                 rejects.write(line, reason, row)
+            put((batch, read))
+            put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+            put(exc)
 
-            if first is not None:
-                handle(first)
-            for item in rows:
-                handle(item)
-            flush()
+    with db.engine.connect() as conn:
+        stage = Stage(conn, opts, tag_names)
+        stage.positions_present = set(state["positions"])
+        stage.create()
+        # Python parses the next batch while the database works on this one: the two overlap
+        # because the driver releases the GIL while it waits for the server.
+        producer = threading.Thread(target=produce, name="import-reader", daemon=True)
+        producer.start()
+        try:
+            while (item := work.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                batch, read = item
+                summary.rows += read
+                if batch:
+                    _write_batch(stage, batch, summary, opts, with_tag_column)
+                if progress:
+                    progress(read)
         finally:
+            stop.set()
+            producer.join()
             rejects.close()
             stage.drop()
     summary.rejects_path = rejects.path if rejects.count else None
@@ -660,9 +706,7 @@ def _write_batch(stage: Stage, batch: list[tuple], summary: ImportSummary, opts:
         stage.load(batch)
         suppressed = stage.drop_suppressed() if batch[0][9] is not None else 0
         updated = stage.update_existing(now) if opts.update else 0
-        inserted = stage.insert_new(now)
-        if not opts.send_opt_in:
-            stage.record_consent(now)
+        inserted = stage.insert_new(now, need_ids=bool(stage.tag_names or with_tag_column or opts.send_opt_in))
         if stage.tag_names or with_tag_column:
             stage.ensure_tags(now, with_tag_column)
             stage.tag_rows(with_tag_column)

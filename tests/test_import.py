@@ -285,21 +285,21 @@ def test_a_batch_that_fails_is_rolled_back_whole_and_a_re_run_completes_it(runne
     from supporters.transfer_import import Stage
 
     f = write(tmp_path / "b.csv", "email\n" + "".join(f"b{i}@example.org\n" for i in range(25)))
-    original = Stage.record_consent
+    original = Stage.tag_rows
     calls = {"n": 0}
 
-    def fail_in_third_batch(self, now):
+    def fail_in_third_batch(self, with_column):
         calls["n"] += 1
         if calls["n"] == 3:
-            raise RuntimeError("the database went away")  # after this batch's INSERT ran
-        return original(self, now)
+            raise RuntimeError("the database went away")  # after this batch's INSERTs ran
+        return original(self, with_column)
 
-    monkeypatch.setattr(Stage, "record_consent", fail_in_third_batch)
-    result = run(runner, f, "--batch-size", "10")
+    monkeypatch.setattr(Stage, "tag_rows", fail_in_third_batch)
+    result = run(runner, f, "--batch-size", "10", "--tag", "t")
     assert result.exit_code != 0
-    assert count(db, Supporter) == 20 and count(db, ConsentEvent) == 20
-    monkeypatch.setattr(Stage, "record_consent", original)
-    result = run(runner, f, "--batch-size", "10")
+    assert count(db, Supporter) == 20 and count(db, ConsentEvent) == 20 and count(db, supporter_tags) == 20
+    monkeypatch.setattr(Stage, "tag_rows", original)
+    result = run(runner, f, "--batch-size", "10", "--tag", "t")
     assert "inserted 5" in result.stdout and "20 already known" in result.stdout
     assert count(db, Supporter) == 25 and count(db, ConsentEvent) == 25
 
