@@ -187,9 +187,11 @@ def export_consents_command(fmt, since, output, quiet):
 @click.option("--dry-run", is_flag=True, help="Report what would happen; change nothing.")
 @click.option("--rejects", "rejects_path", metavar="FILE", help="Where rejected rows go (default: FILE.rejects.csv).")
 @click.option("--batch-size", default=5000, show_default=True, type=int, help="Rows per atomic batch.")
+@click.option("--writers", default=2, show_default=True, type=int,
+              help="Database connections writing batches in parallel (PostgreSQL; SQLite uses one).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def import_supporters_command(file, mapping, encoding, delimiter, kind, language, tags, consent_note, consented_at,
-                              send_opt_in, update, dry_run, rejects_path, batch_size, quiet):
+                              send_opt_in, update, dry_run, rejects_path, batch_size, writers, quiet):
     """Import supporters from a CSV file (deduplicated, validated, each batch atomic)."""
     from supporters.transfer_import import ImportOptions, import_supporters, parse_mapping, parse_timestamp
 
@@ -202,7 +204,7 @@ def import_supporters_command(file, mapping, encoding, delimiter, kind, language
             language=language, tags=list(tags), consent_note=consent_note,
             consented_at=parse_timestamp(consented_at, "--consented-at") if consented_at else None,
             send_opt_in=send_opt_in, update=update, dry_run=dry_run, rejects_path=rejects_path,
-            batch_size=batch_size)
+            batch_size=batch_size, writers=writers)
         with _ImportProgress(bar) as watcher:
             summary = import_supporters(opts, progress=watcher.update, on_ready=watcher.ready)
     except DomainError as exc:

@@ -34,6 +34,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from email_validator import SPECIAL_USE_DOMAIN_NAMES as _SPECIAL_USE
 from email_validator import EmailNotValidError, validate_email
+from flask import current_app
 
 from core.db import UTCDateTime, utcnow
 from core.errors import ValidationFailed
@@ -89,6 +90,7 @@ class ImportOptions:
     dry_run: bool = False
     rejects_path: str | None = None
     batch_size: int = 5000
+    writers: int = 2  # parallel database connections on PostgreSQL (SQLite always uses one)
 
 
 @dataclass
@@ -164,6 +166,8 @@ def check_options(opts: ImportOptions) -> None:
             raise ImportAborted(f"--tag must be a name of 1 to {MAX_TAG} characters", "tag")
     if opts.delimiter is not None and len(opts.delimiter) != 1:
         raise ImportAborted("--delimiter must be one character", "delimiter")
+    if not 1 <= opts.writers <= 8:
+        raise ImportAborted("--writers must be between 1 and 8", "writers")
     if not 1 <= opts.batch_size <= 100_000:
         raise ImportAborted("--batch-size must be between 1 and 100000", "batch_size")
 
@@ -546,7 +550,7 @@ class Stage:
             self.conn.execute(sa.text(
                 f"INSERT INTO tags (name, public, created_at) SELECT DISTINCT j.value, false, :now "  # noqa: S608 - only constant identifiers are interpolated
                 f"FROM _import_stage, {self._each('_import_stage.tags')} WHERE _import_stage.tags IS NOT NULL "
-                f"ON CONFLICT (name) DO NOTHING").bindparams(
+                f"ORDER BY 1 ON CONFLICT (name) DO NOTHING").bindparams(
                     sa.bindparam("now", now, type_=UTCDateTime())))
 
     def _each(self, column: str) -> str:
@@ -666,39 +670,76 @@ def import_supporters(opts: ImportOptions, progress: Callable[[int], None] | Non
                 summary.rejected += 1
                 rejects.write(line, reason, row)
             put((batch, read))
-            put(None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+            for _ in range(state["writers"]):
+                put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to a writer, which re-raises it
             put(exc)
 
-    with db.engine.connect() as conn:
-        stage = Stage(conn, opts, tag_names)
-        stage.positions_present = set(state["positions"])
-        stage.create()
-        # Python parses the next batch while the database works on this one: the two overlap
-        # because the driver releases the GIL while it waits for the server.
-        producer = threading.Thread(target=produce, name="import-reader", daemon=True)
-        producer.start()
+    engine = db.engine
+    app = current_app._get_current_object()
+    # SQLite has one writer at a time: a second connection would only wait for the lock.
+    writers = 1 if engine.dialect.name == "sqlite" else opts.writers
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def write_batches() -> None:
+        """Take batches off the queue and write each in its own transaction, on its own connection."""
         try:
-            while (item := work.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                batch, read = item
-                summary.rows += read
-                if batch:
-                    _write_batch(stage, batch, summary, opts, with_tag_column)
-                if progress:
-                    progress(read)
-        finally:
+            with app.app_context(), engine.connect() as conn:
+                stage = Stage(conn, opts, tag_names)
+                stage.positions_present = set(state["positions"])
+                stage.create()
+                try:
+                    while not stop.is_set():
+                        try:
+                            item = work.get(timeout=0.2)
+                        except queue.Empty:
+                            continue
+                        if item is None:
+                            return
+                        if isinstance(item, BaseException):
+                            raise item
+                        batch, read = item
+                        counts = _write_batch(stage, batch, opts, with_tag_column) if batch else {}
+                        with lock:
+                            summary.rows += read
+                            for name, value in counts.items():
+                                setattr(summary, name, getattr(summary, name) + value)
+                            if progress:
+                                progress(read)
+                finally:
+                    if not conn.invalidated:
+                        stage.drop()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            with lock:
+                failures.append(exc)
             stop.set()
-            producer.join()
-            rejects.close()
-            stage.drop()
+
+    # One thread parses the file into batches while `writers` threads write them: parsing and
+    # the database overlap (the driver releases the GIL while it waits for the server), and on
+    # PostgreSQL two writers keep both cores of the server busy.
+    state["writers"] = writers
+    producer = threading.Thread(target=produce, name="import-reader", daemon=True)
+    threads = [threading.Thread(target=write_batches, name=f"import-writer-{i}", daemon=True)
+               for i in range(writers)]
+    producer.start()
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    finally:
+        stop.set()
+        producer.join()
+        rejects.close()
+    if failures:
+        raise failures[0]
     summary.rejects_path = rejects.path if rejects.count else None
     return summary
 
 
-def _write_batch(stage: Stage, batch: list[tuple], summary: ImportSummary, opts: ImportOptions,
-                 with_tag_column: bool) -> None:
+def _write_batch(stage: Stage, batch: list[tuple], opts: ImportOptions, with_tag_column: bool) -> dict[str, int]:
+    """Write one batch in one transaction (rolled back on any error, and always in a dry run)."""
     conn = stage.conn
     now = utcnow()
     transaction = conn.begin()
@@ -718,13 +759,12 @@ def _write_batch(stage: Stage, batch: list[tuple], summary: ImportSummary, opts:
         transaction.rollback()
     else:
         transaction.commit()
-    summary.suppressed += suppressed
-    summary.updated += updated
-    summary.inserted += inserted
-    summary.existing += len(batch) - suppressed - inserted
+    counts = {"suppressed": suppressed, "updated": updated, "inserted": inserted,
+              "existing": len(batch) - suppressed - inserted}
     if new_ids:
         # After the commit: the job re-reads rows that now exist.
-        summary.opt_in_queued += _enqueue_opt_in(new_ids)
+        counts["opt_in_queued"] = _enqueue_opt_in(new_ids)
+    return counts
 
 
 class _RejectFile:

@@ -75,15 +75,16 @@ def test_import_deduplicates_within_the_file_and_against_the_database(runner, db
     assert db.session.scalar(sa.select(Supporter.name).where(Supporter.email_normalized == "new@example.org")) == "New"
 
 
-def test_re_running_the_same_file_is_a_no_op(runner, db, tmp_path):
+@pytest.mark.parametrize("writers", ["1", "3"])
+def test_re_running_the_same_file_is_a_no_op(runner, db, tmp_path, writers):
     lines = ["email,name,tags"] + [f"p{i}@example.org,Person {i},\"a,b\"" for i in range(120)] + ["broken"]
     f = write(tmp_path / "again.csv", "\n".join(lines) + "\n")
-    first = run(runner, f, "--batch-size", "50")
+    first = run(runner, f, "--batch-size", "50", "--writers", writers)
     assert first.exit_code == 0, first.output
     assert "inserted 120" in first.stdout and "rejected 1" in first.stdout
     before = {t: count(db, t) for t in (Supporter, ConsentEvent, supporter_tags, Tag)}
     assert before[supporter_tags] == 240
-    second = run(runner, f, "--batch-size", "50")
+    second = run(runner, f, "--batch-size", "50", "--writers", writers)
     assert second.exit_code == 0, second.output
     assert "inserted 0, updated 0, skipped as duplicate 120 (0 within the file, 120 already known)" in second.stdout
     assert {t: count(db, t) for t in before} == before
@@ -227,6 +228,8 @@ def test_mapping_delimiters_and_encodings_are_detected_or_given(runner, db, tmp_
     ("ok", ["--map", "email"], "--map expects FIELD=COLUMN"),
     ("ok", ["--encoding", "klingon"], "unknown encoding 'klingon'"),
     ("ok", ["--delimiter", ";;"], "--delimiter must be one character"),
+    ("ok", ["--writers", "0"], "--writers must be between 1 and 8"),
+    ("ok", ["--batch-size", "0"], "--batch-size must be between 1 and 100000"),
     ("two-emails", [], "more than one email column"),
 ])
 def test_files_that_cannot_be_imported_fail_clearly_and_change_nothing(runner, db, tmp_path, setup, args, message):
@@ -295,7 +298,7 @@ def test_a_batch_that_fails_is_rolled_back_whole_and_a_re_run_completes_it(runne
         return original(self, with_column)
 
     monkeypatch.setattr(Stage, "tag_rows", fail_in_third_batch)
-    result = run(runner, f, "--batch-size", "10", "--tag", "t")
+    result = run(runner, f, "--batch-size", "10", "--tag", "t", "--writers", "1")
     assert result.exit_code != 0
     assert count(db, Supporter) == 20 and count(db, ConsentEvent) == 20 and count(db, supporter_tags) == 20
     monkeypatch.setattr(Stage, "tag_rows", original)
