@@ -215,20 +215,18 @@ def inspect_file(path: str, encoding: str | None) -> SourceFile:
         except LookupError:
             raise ImportAborted(f"unknown encoding {encoding!r}", "encoding") from None
         candidates = [encoding]
-    error = None
+    first_error = None
     for candidate in candidates:
         try:
             lines, ends = _scan(p, candidate)
         except _DecodeProblem as exc:
-            error = exc
+            first_error = first_error or exc  # the reason it is not the encoding we expected
             continue
         if candidate != candidates[0]:
-            note = (f"the file is not UTF-8 ({error}); read it as {candidate}. "
+            note = (f"the file is not UTF-8 ({first_error}); read it as {candidate}. "
                     f"Give --encoding if that is wrong.")
-        return SourceFile(p, "utf-8" if candidate == "utf-8-sig" else candidate, lines, ends, note) \
-            if candidate != "utf-8-sig" else SourceFile(p, candidate, lines, ends, note)
-    assert error is not None
-    raise ImportAborted(f"{path}: {error}; give the file's encoding with --encoding (e.g. cp1252, latin-1, "
+        return SourceFile(p, candidate, lines, ends, note)
+    raise ImportAborted(f"{path}: {first_error}; give the file's encoding with --encoding (e.g. cp1252, latin-1, "
                         f"utf-16)", "encoding")
 
 
