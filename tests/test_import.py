@@ -340,3 +340,27 @@ def test_import_as_a_subprocess_prints_a_summary_and_no_progress_bar(db, tmp_pat
     missing = subprocess.run([*cmd[:7], str(tmp_path / "nope.csv"), *EVIDENCE], env=subprocess_env,
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_import_shows_a_progress_bar_on_a_terminal(db, tmp_path, subprocess_env):
+    import pty
+
+    f = write(tmp_path / "tty.csv", "email\n" + "".join(f"t{i}@example.org\n" for i in range(50)))
+    parent, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "import", "supporters", str(f),
+                             *EVIDENCE, "--batch-size", "20"], env=subprocess_env, stdout=subprocess.DEVNULL,
+                            stderr=child, stdin=subprocess.DEVNULL)
+    os.close(child)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(parent, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert proc.wait(120) == 0
+    os.close(parent)
+    assert b"Importing" in output and b"50/50" in output
+    assert count(db, Supporter) == 50
