@@ -209,6 +209,11 @@ def import_supporters_command(file, mapping, encoding, delimiter, kind, language
             summary = import_supporters(opts, progress=watcher.update, on_ready=watcher.ready)
     except DomainError as exc:
         fail(error_message(exc))
+    except Exception as exc:  # noqa: BLE001 - a database or disk failure mid-run: say what it means
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        fail(f"the import stopped: {first}. Each batch is atomic: the batches written before were committed "
+             "and the failed one left nothing behind. Run the same command again to complete the import "
+             "(rows already imported are skipped).", 1)
     for note in summary.notes:
         click.echo(f"Note: {note}", err=True)
     if summary.ignored_columns:

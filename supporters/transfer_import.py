@@ -440,12 +440,13 @@ def read_rows(src: SourceFile, delimiter: str, positions_cb: Callable[[list[str]
 class Stage:
     """A temporary table on the import's own connection, and the per-batch statements."""
 
-    def __init__(self, conn: sa.Connection, opts: ImportOptions, tag_names: list[str]):
+    def __init__(self, conn: sa.Connection, opts: ImportOptions, tag_names: list[str], columns: set[str]):
         self.conn = conn
         self.opts = opts
         self.pg = conn.dialect.name == "postgresql"
         self.active = not opts.send_opt_in
         self.tag_names = tag_names
+        self.columns = columns  # the fields the file has: an update never blanks the others
 
     def create(self) -> None:
         id_type = "BIGINT" if self.pg else "INTEGER"
@@ -481,7 +482,7 @@ class Stage:
 
     def update_existing(self, now: datetime) -> int:
         """Update the profile of existing supporters (never their status); count real changes."""
-        p = self.positions_present
+        p = self.columns
         sets = [f"{c} = COALESCE(st.{c}, supporters.{c})" for c in ("name", "country", "timezone") if c in p]
         sets += [f"{c} = st.{c}" for c in ("kind", "language") if c in p]
         if not sets:
@@ -630,6 +631,10 @@ def import_supporters(opts: ImportOptions, progress: Callable[[int], None] | Non
     seen: set[int] = set()  # hashes of normalised addresses already taken from this file
     with_tag_column = "tags" in state["positions"]
 
+    engine = db.engine
+    app = current_app._get_current_object()
+    # SQLite has one writer at a time: a second connection would only wait for the lock.
+    writers = 1 if engine.dialect.name == "sqlite" else opts.writers
     work: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
 
@@ -671,15 +676,11 @@ def import_supporters(opts: ImportOptions, progress: Callable[[int], None] | Non
                 summary.rejected += 1
                 rejects.write(line, reason, row)
             put((batch, read))
-            for _ in range(state["writers"]):
+            for _ in range(writers):
                 put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to a writer, which re-raises it
             put(exc)
 
-    engine = db.engine
-    app = current_app._get_current_object()
-    # SQLite has one writer at a time: a second connection would only wait for the lock.
-    writers = 1 if engine.dialect.name == "sqlite" else opts.writers
     lock = threading.Lock()
     failures: list[BaseException] = []
 
@@ -687,8 +688,7 @@ def import_supporters(opts: ImportOptions, progress: Callable[[int], None] | Non
         """Take batches off the queue and write each in its own transaction, on its own connection."""
         try:
             with app.app_context(), engine.connect() as conn:
-                stage = Stage(conn, opts, tag_names)
-                stage.positions_present = set(state["positions"])
+                stage = Stage(conn, opts, tag_names, set(state["positions"]))
                 stage.create()
                 try:
                     while not stop.is_set():
@@ -719,7 +719,6 @@ def import_supporters(opts: ImportOptions, progress: Callable[[int], None] | Non
     # One thread parses the file into batches while `writers` threads write them: parsing and
     # the database overlap (the driver releases the GIL while it waits for the server), and on
     # PostgreSQL two writers keep both cores of the server busy.
-    state["writers"] = writers
     producer = threading.Thread(target=produce, name="import-reader", daemon=True)
     threads = [threading.Thread(target=write_batches, name=f"import-writer-{i}", daemon=True)
                for i in range(writers)]

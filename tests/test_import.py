@@ -299,7 +299,8 @@ def test_a_batch_that_fails_is_rolled_back_whole_and_a_re_run_completes_it(runne
 
     monkeypatch.setattr(Stage, "tag_rows", fail_in_third_batch)
     result = run(runner, f, "--batch-size", "10", "--tag", "t", "--writers", "1")
-    assert result.exit_code != 0
+    assert result.exit_code == 1
+    assert "the import stopped: the database went away" in result.stderr and "Run the same command again" in result.stderr
     assert count(db, Supporter) == 20 and count(db, ConsentEvent) == 20 and count(db, supporter_tags) == 20
     monkeypatch.setattr(Stage, "tag_rows", original)
     result = run(runner, f, "--batch-size", "10", "--tag", "t")
