@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from core.db import BigIntPK, str_enum, utcnow
 from core.errors import DomainError
 from core.queues import job
+from supporters.privacy import on_erase
 from wsgi import db
 
 DOWNLOAD_PURPOSE = "transfer-download"
@@ -110,8 +111,31 @@ def run_transfer_job(job_id: int) -> str:
     return "done"
 
 
+def _forget_upload(record: TransferJob) -> None:
+    """An import's uploaded file is personal data: gone once the job has read it (its rejects stay)."""
+    if record.kind is TransferKind.IMPORT_SUPPORTERS and record.file_path:
+        Path(record.file_path).unlink(missing_ok=True)
+
+
+@on_erase
+def forget_transfer_files(_supporter) -> None:
+    """Exports and reject files are snapshots of personal data: an erasure deletes all finished ones.
+
+    They exist for a download within the hour; keeping any of them would keep the erased person.
+    """
+    finished = (TransferStatus.DONE, TransferStatus.FAILED)
+    for record in db.session.scalars(sa.select(TransferJob).where(TransferJob.status.in_(finished))):
+        rejects = (record.summary or {}).get("rejects_path")
+        for path in (record.file_path, rejects):
+            if path:
+                Path(path).unlink(missing_ok=True)
+        if rejects:
+            record.summary = {**record.summary, "rejects_path": None}
+
+
 def _finish(job_id: int, status: TransferStatus, **values) -> None:
     record = db.session.get(TransferJob, job_id)
+    _forget_upload(record)
     record.status, record.finished_at = status, datetime.now(UTC)
     for name, value in values.items():
         setattr(record, name, value)

@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+import os
 from urllib.parse import urlsplit
 
 import pytest
@@ -151,3 +152,27 @@ def test_an_import_job_with_a_file_that_cannot_be_imported_fails_with_the_reason
     done = client.get(f"/api/v1/jobs/{started.json['id']}", headers=admin).json
     assert done["status"] == "failed" and "no email column" in done["error"]
     assert done["download"] is None
+
+
+def test_an_erasure_deletes_finished_export_files_and_upload_files_do_not_outlive_their_import(app, client, db,
+                                                                                                manager, runner):
+    make_supporter("ada@example.org", name="Ada Lovelace")
+    from flask import g
+
+    started = client.post("/api/v1/exports/supporters", headers=manager, json={})
+    g.pop("principal", None)  # the test app context outlives requests, and with it `g`
+    admin = bearer(db, "admin")
+    upload = {"file": (io.BytesIO(b"email\nbob@example.org\nbroken\n"), "list.csv"), "send_opt_in": "true"}
+    imported = client.post("/api/v1/imports/supporters", headers=admin, data=upload)
+    assert imported.status_code == 202, imported.json
+    work(app)
+    export_job = db.session.get(TransferJob, started.json["id"])
+    import_job = db.session.get(TransferJob, imported.json["id"])
+    assert "ada@example.org" in open(export_job.file_path).read()
+    assert not os.path.exists(import_job.file_path)  # the upload, read and gone
+    rejects = import_job.summary["rejects_path"]
+    assert os.path.exists(rejects)
+    assert runner.invoke(args=["supporters", "erase", "ada@example.org", "--yes"]).exit_code == 0
+    assert not os.path.exists(export_job.file_path) and not os.path.exists(rejects)
+    g.pop("principal", None)
+    assert client.get(f"/api/v1/jobs/{export_job.id}", headers=manager).json["download"] is None
