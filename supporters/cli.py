@@ -93,7 +93,15 @@ def _load_filter(text: str | None):
 def _output(path: str | None):
     """The binary stream to write to; a file appears complete (renamed into place) or not at all."""
     if path is None or path == "-":
-        yield sys.stdout.buffer
+        try:
+            yield sys.stdout.buffer
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The reader stopped early (`| head`): not an error of ours. Point stdout at /dev/null
+            # so the interpreter's final flush does not complain, and stop quietly.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(141)
         return
     target = Path(path)
     if target.is_dir():

@@ -190,3 +190,18 @@ def test_export_shows_a_progress_bar_on_a_terminal(people, subprocess_env, tmp_p
     os.close(parent)
     assert b"Exporting supporters" in output and b"3/3" in output
     assert len(rows_of(target.read_text())) == 3
+
+
+def test_export_stops_quietly_when_the_reader_stops_early(db, subprocess_env):
+    now = datetime.now(UTC)
+    db.session.execute(sa.insert(Supporter), [
+        {"email": f"h{i}@example.org", "email_normalized": f"h{i}@example.org", "name": "x" * 100,
+         "status": SupporterStatus.ACTIVE, "created_at": now, "updated_at": now} for i in range(20_000)])
+    db.session.commit()
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "export", "supporters", "--quiet"],
+                            env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(b"id,email")
+    proc.stdout.close()  # like `| head -1`
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
