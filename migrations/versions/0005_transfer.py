@@ -20,8 +20,27 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    # Exports and imports started from the API: one row per RQ job, the source of truth for its state.
+    op.create_table('transfer_jobs',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.Enum('export_supporters', 'export_consents', 'import_supporters', name='transfer_kind', native_enum=False, create_constraint=True, length=30), nullable=False),
+    sa.Column('status', sa.Enum('queued', 'running', 'done', 'failed', name='transfer_status', native_enum=False, create_constraint=True, length=20), nullable=False),
+    sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('file_path', sa.String(length=500), nullable=True),
+    sa.Column('rows', sa.Integer(), nullable=True),
+    sa.Column('summary', sa.JSON(), nullable=True),
+    sa.Column('error', sa.String(length=1000), nullable=True),
+    sa.Column('requested_by', sa.String(length=254), nullable=True),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_transfer_jobs'))
+    )
+    with op.batch_alter_table('transfer_jobs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_transfer_jobs_created_at'), ['created_at'], unique=False)
 
 
 def downgrade():
-    pass
+    with op.batch_alter_table('transfer_jobs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_transfer_jobs_created_at'))
+    op.drop_table('transfer_jobs')

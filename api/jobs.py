@@ -1,0 +1,230 @@
+"""Long exports and imports as RQ jobs: start them, poll `/jobs/{id}`, fetch the result by a signed link.
+
+The download link carries its own authorisation (a purpose-bound, expiring signature of the job
+id), so it can be handed to a browser or a script without the bearer token.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import UTC, timedelta
+
+from flask import current_app, request, send_file, url_for
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from api import bp
+from api.auth import current_principal, require
+from api.errors import problem
+from core.accounts import record_audit
+from core.errors import ValidationFailed
+from core.signing import ExpiredToken, InvalidToken, make_token, read_token
+from supporters import transfer
+from supporters.models import LANGUAGES, SupporterKind, SupporterStatus
+from supporters.transfer_jobs import (
+    DOWNLOAD_MAX_AGE,
+    DOWNLOAD_PURPOSE,
+    TransferJob,
+    TransferKind,
+    create_job,
+    start,
+    transfer_dir,
+)
+from wsgi import db
+
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+class SupporterExportSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    format = fields.String(load_default="csv", validate=validate.OneOf(transfer.FORMATS))
+    fields_ = fields.List(fields.String(), data_key="fields", load_default=None)
+    filter = fields.Raw(load_default=None)
+    segment_id = fields.Integer(load_default=None)
+    status = fields.List(fields.String(validate=validate.OneOf([s.value for s in SupporterStatus])), load_default=list)
+    kind = fields.List(fields.String(validate=validate.OneOf([k.value for k in SupporterKind])), load_default=list)
+    tags = fields.List(fields.String(), load_default=list)
+    language = fields.List(fields.String(validate=validate.OneOf(LANGUAGES)), load_default=list)
+    country = fields.List(fields.String(validate=validate.Length(equal=2)), load_default=list)
+    joined_after = fields.String(load_default=None)
+    joined_before = fields.String(load_default=None)
+
+
+class ConsentExportSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    format = fields.String(load_default="csv", validate=validate.OneOf(transfer.FORMATS))
+    since = fields.AwareDateTime(load_default=None, default_timezone=UTC)
+
+
+class ImportSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    map = fields.String(load_default=None)
+    encoding = fields.String(load_default=None)
+    delimiter = fields.String(load_default=None)
+    kind = fields.String(load_default=None)
+    language = fields.String(load_default=None)
+    tag = fields.List(fields.String(), load_default=list)
+    consent_note = fields.String(load_default=None)
+    consented_at = fields.String(load_default=None)
+    send_opt_in = fields.Boolean(load_default=False)
+    update = fields.Boolean(load_default=False)
+    dry_run = fields.Boolean(load_default=False)
+
+
+def job_body(record: TransferJob) -> dict:
+    body = {
+        "id": record.id, "kind": record.kind.value, "status": record.status.value, "rows": record.rows,
+        "summary": _public_summary(record.summary), "error": record.error,
+        "created_at": record.created_at.isoformat(),
+        "started_at": record.started_at.isoformat() if record.started_at else None,
+        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
+        "download": None,
+    }
+    if record.result_file is not None:
+        max_age = current_app.config.get("TRANSFER_LINK_MAX_AGE", DOWNLOAD_MAX_AGE)
+        token = make_token(DOWNLOAD_PURPOSE, {"j": record.id})
+        from core.db import utcnow
+
+        body["download"] = {
+            "url": url_for("api.download_transfer", job_id=record.id, token=token, _external=True),
+            "expires_at": (utcnow() + timedelta(seconds=max_age)).isoformat(),
+        }
+    return body
+
+
+def _public_summary(summary: dict | None) -> dict | None:
+    if not summary:
+        return summary
+    # Server paths are nobody's business; whether there is a reject file is.
+    return {k: v for k, v in summary.items() if k != "rejects_path"} | {"has_rejects": bool(summary.get("rejects_path"))}
+
+
+def _accepted(record: TransferJob):
+    body = job_body(record)
+    return body, 202, {"Location": url_for("api.get_transfer_job", job_id=record.id)}
+
+
+def _label() -> str | None:
+    principal = current_principal()
+    return principal.label if principal else None
+
+
+def _audit(action: str, record: TransferJob) -> None:
+    principal = current_principal()
+    record_audit(action, actor_type=principal.kind, actor_id=principal.user.id, actor_label=principal.label,
+                 object_type="transfer_job", object_id=record.id, detail={"kind": record.kind.value})
+
+
+@bp.post("/exports/supporters")
+@require("manager")
+def start_supporter_export():
+    """Start an export of supporters (same filters as the CLI); poll the returned job."""
+    data = SupporterExportSchema().load(request.get_json(silent=True) or {})
+    selection = {"segment_id": data["segment_id"], "filter": data["filter"], "status": data["status"],
+                 "kind": data["kind"], "tags": data["tags"], "language": data["language"],
+                 "country": [c.upper() for c in data["country"]], "joined_after": data["joined_after"],
+                 "joined_before": data["joined_before"]}
+    requested = ",".join(data["fields_"]) if data["fields_"] else None
+    # Validate now, so a bad filter is a 422 here and not a failed job later.
+    names = transfer.check_fields(requested, transfer.SUPPORTER_FIELDS, transfer.DEFAULT_SUPPORTER_FIELDS)
+    transfer.Selection(**selection).where()
+    record = create_job(TransferKind.EXPORT_SUPPORTERS, {"format": data["format"], "fields": ",".join(names),
+                                                         "selection": selection}, _label())
+    _audit("transfer.export", record)
+    db.session.commit()
+    start(record)
+    return _accepted(record)
+
+
+@bp.post("/exports/consents")
+@require("manager")
+def start_consent_export():
+    """Start an export of the consent ledger."""
+    data = ConsentExportSchema().load(request.get_json(silent=True) or {})
+    params = {"format": data["format"], "since": data["since"].isoformat() if data["since"] else None}
+    record = create_job(TransferKind.EXPORT_CONSENTS, params, _label())
+    _audit("transfer.export", record)
+    db.session.commit()
+    start(record)
+    return _accepted(record)
+
+
+@bp.post("/imports/supporters")
+@require("admin")
+def start_supporter_import():
+    """Upload a CSV (multipart field `file`) and import it as a job; options as in the CLI."""
+    from supporters.transfer_import import ImportOptions, check_options, parse_mapping, parse_timestamp
+
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise ValidationFailed({"file": ["upload the CSV as the multipart field 'file'"]})
+    form = {k: request.form.getlist(k) if k == "tag" else v for k, v in request.form.items()}
+    data = ImportSchema().load(form)
+    opts = ImportOptions(path="", mapping=parse_mapping(data["map"]), encoding=data["encoding"],
+                         delimiter=data["delimiter"], kind=data["kind"], language=data["language"],
+                         tags=data["tag"], consent_note=data["consent_note"],
+                         consented_at=parse_timestamp(data["consented_at"], "consented_at")
+                         if data["consented_at"] else None,
+                         send_opt_in=data["send_opt_in"], update=data["update"], dry_run=data["dry_run"])
+    check_options(opts)
+    # The upload goes to the instance folder, where the worker reads it (shared storage in production).
+    fd, path = tempfile.mkstemp(prefix="import-", suffix=".csv", dir=transfer_dir())
+    with os.fdopen(fd, "wb") as out:
+        size = 0
+        while chunk := upload.stream.read(1 << 20):
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:
+                out.close()
+                os.unlink(path)
+                raise ValidationFailed({"file": [f"larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB"]})
+            out.write(chunk)
+    params = {"mapping": opts.mapping, "encoding": opts.encoding, "delimiter": opts.delimiter, "kind": opts.kind,
+              "language": opts.language, "tags": opts.tags, "consent_note": opts.consent_note,
+              "consented_at": opts.consented_at.isoformat() if opts.consented_at else None,
+              "send_opt_in": opts.send_opt_in, "update": opts.update, "dry_run": opts.dry_run,
+              "filename": os.path.basename(upload.filename)[:200]}
+    record = create_job(TransferKind.IMPORT_SUPPORTERS, params, _label(), file_path=path)
+    _audit("transfer.import", record)
+    db.session.commit()
+    start(record)
+    return _accepted(record)
+
+
+@bp.get("/jobs/<int:job_id>")
+@require("manager")
+def get_transfer_job(job_id: int):
+    """The state of an export or import job, with a download link (expiring) once it is done."""
+    record = db.session.get(TransferJob, job_id)
+    if record is None:
+        return problem(404, "Not found", f"no job {job_id}")
+    return job_body(record)
+
+
+@bp.get("/jobs/<int:job_id>/download")
+def download_transfer(job_id: int):
+    """The result file; the signed `token` is the authorisation (no bearer token needed)."""
+    max_age = current_app.config.get("TRANSFER_LINK_MAX_AGE", DOWNLOAD_MAX_AGE)
+    try:
+        payload = read_token(DOWNLOAD_PURPOSE, request.args.get("token", ""), max_age=max_age)
+    except ExpiredToken:
+        return problem(410, "Gone", "the download link has expired; ask the job for a new one")
+    except InvalidToken:
+        return problem(403, "Forbidden", "the download link is not valid")
+    if not isinstance(payload, dict) or payload.get("j") != job_id:
+        return problem(403, "Forbidden", "the download link is not valid for this job")
+    record = db.session.get(TransferJob, job_id)
+    result = record.result_file if record is not None else None
+    if result is None:
+        return problem(404, "Not found", "the job has no file to download")
+    mimetype = "application/x-ndjson" if result.suffix == ".jsonl" else "text/csv"
+    name = f"{record.kind.value}-{record.id}{result.suffix}" if record.kind is not TransferKind.IMPORT_SUPPORTERS \
+        else f"import-{record.id}-rejects.csv"
+    response = send_file(result, mimetype=mimetype, as_attachment=True, download_name=name, max_age=0)
+    response.headers["Cache-Control"] = "no-store"  # personal data
+    return response
