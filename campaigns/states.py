@@ -39,7 +39,8 @@ def transition(campaign_id: int, to: CampaignStatus, *, sources: set[CampaignSta
     """Move the campaign to `to` if its current status allows it, else raise Conflict.
 
     `sources` narrows the allowed sources (e.g. resume is only paused → sending). Does not
-    commit: the caller commits together with whatever else belongs to the change.
+    commit: the caller commits together with whatever else belongs to the change; on Conflict
+    the transaction is rolled back.
     """
     allowed = ALLOWED[to] if sources is None else frozenset(sources) & ALLOWED[to]
     now = utcnow()
@@ -52,6 +53,8 @@ def transition(campaign_id: int, to: CampaignStatus, *, sources: set[CampaignSta
     if result.rowcount == 1:
         return
     current = db.session.execute(sa.select(Campaign.status).where(Campaign.id == campaign_id)).scalar()
+    # The whole operation fails: end the transaction now, so no write lock outlives the refusal.
+    db.session.rollback()
     if current is None:
         raise NotFound(f"campaign {campaign_id} does not exist")
     raise Conflict(f"cannot {VERBS[to]} a campaign that is {current.value}"
