@@ -357,7 +357,8 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
                 totals["sent"] += 1
                 consecutive_transient = 0
             pending.remove(delivery_id)
-            if len(outcomes) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS:
+            # Permanent failures are written at once, so the error budget is checked exactly.
+            if outcomes.failed or len(outcomes) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS:
                 stop = _checkpoint(campaign_id, outcomes, pending, lease)
                 last_flush = time.monotonic()
                 if stop:
