@@ -1,0 +1,138 @@
+"""Faults with real worker processes: kill -9 mid-send, a flushed Redis; every delivery sent once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from campaigns import services
+from campaigns.models import Campaign, Delivery, DeliveryStatus
+from supporters.models import Supporter
+from tests.engine_helpers import make_campaign, statuses
+
+pytestmark = pytest.mark.slow
+PEOPLE = 3000
+
+
+@pytest.fixture
+def settings(migrated, smtp_sink):
+    return {**migrated, "SMTP_URL": smtp_sink.url}
+
+
+@pytest.fixture
+def worker_env(subprocess_env):
+    # Short lease and sweep interval so that recovery happens within seconds in the test.
+    return {**subprocess_env, "CAMPAIGN_LEASE_SECONDS": "3", "CAMPAIGN_SWEEP_SECONDS": "1",
+            "CAMPAIGN_RETRY_SECONDS": "0"}
+
+
+@pytest.fixture
+def workers(worker_env):
+    started: list[subprocess.Popen] = []
+
+    def start(name: str) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "-q", "campaigns",
+                                 "--name", f"{name}-{os.getpid()}"],
+                                env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def add_supporters(db, n: int) -> None:
+    rows = [{"email": f"p{i}@example.org", "email_normalized": f"p{i}@example.org", "status": "active",
+             "kind": "fan", "language": "en", "name": f"Person {i}"} for i in range(n)]
+    db.session.execute(sa.insert(Supporter), rows)
+    db.session.commit()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def campaign_status(db, campaign_id: int) -> str:
+    db.session.expire_all()
+    status = db.session.scalar(sa.select(Campaign.status).where(Campaign.id == campaign_id)).value
+    db.session.commit()
+    return status
+
+
+def test_a_worker_killed_mid_send_loses_nothing_and_duplicates_only_what_was_in_flight(app, db, smtp_sink, workers):
+    add_supporters(db, PEOPLE)
+    campaign_id = make_campaign().id
+    assert services.launch(campaign_id)["queued"] == PEOPLE
+    first = workers("doomed")
+    wait_for(lambda: statuses(campaign_id).get("sent", 0) >= 400, 60, "the first worker to send")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    counts = statuses(campaign_id)
+    in_flight = counts.get("sending", 0)
+    assert counts.get("sent", 0) < PEOPLE, "the send finished before the kill; make it bigger"
+    workers("rescuer")
+    wait_for(lambda: campaign_status(db, campaign_id) == "sent", 120, "the campaign to finish")
+
+    assert statuses(campaign_id) == {"sent": PEOPLE}
+    ids = smtp_sink.handler.message_ids
+    assert len(ids) == PEOPLE  # every delivery reached the server
+    duplicates = sum(n - 1 for n in ids.values())
+    print(f"in flight at the kill: {in_flight}, duplicates: {duplicates}")
+    assert duplicates <= in_flight  # only messages in flight at the kill may arrive twice…
+    stats = services.stats(campaign_id)
+    assert duplicates <= stats["possible_duplicates"] <= in_flight  # …and they are counted
+
+
+def test_a_flushed_redis_mid_send_is_recovered_by_the_sweeper(app, db, smtp_sink, workers):
+    add_supporters(db, PEOPLE)
+    campaign_id = make_campaign().id
+    services.launch(campaign_id)
+    workers("one")
+    workers("two")
+    wait_for(lambda: statuses(campaign_id).get("sent", 0) >= 300, 60, "the workers to send")
+    app.extensions["redis"].flushdb()  # every queued job is gone
+    assert statuses(campaign_id).get("sent", 0) < PEOPLE, "the send finished before the flush"
+    wait_for(lambda: campaign_status(db, campaign_id) == "sent", 120, "the sweeper to finish the campaign")
+
+    assert statuses(campaign_id) == {"sent": PEOPLE}
+    ids = smtp_sink.handler.message_ids
+    assert len(ids) == PEOPLE and set(ids.values()) == {1}
+
+
+def test_pause_takes_effect_within_seconds_and_resume_finishes(app, db, smtp_sink, workers):
+    add_supporters(db, PEOPLE)
+    campaign_id = make_campaign().id
+    services.launch(campaign_id)
+    workers("one")
+    wait_for(lambda: statuses(campaign_id).get("sent", 0) >= 200, 60, "the worker to send")
+    services.pause(campaign_id)
+    time.sleep(2.5)
+    paused_at = statuses(campaign_id)
+    assert paused_at.get("sending", 0) == 0
+    time.sleep(1.5)
+    assert statuses(campaign_id) == paused_at  # nothing moves while paused
+    assert paused_at.get("queued", 0) > 0
+    services.resume(campaign_id)
+    wait_for(lambda: campaign_status(db, campaign_id) == "sent", 120, "the campaign to finish")
+    assert statuses(campaign_id) == {"sent": PEOPLE}
+    assert set(smtp_sink.handler.message_ids.values()) == {1}
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Delivery)
+                             .where(Delivery.status == DeliveryStatus.SENT)) == PEOPLE
