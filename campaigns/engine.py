@@ -295,7 +295,6 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
         recipients = _Recipients(campaign_id, claimed, now)
         outcomes = _Outcomes()
         pending = [r[0] for r in recipients.rows]
-        gone = set(claimed) - set(pending)  # deleted supporters, or rows another worker reclaimed
         last_flush = time.monotonic()
         for row in recipients.rows:
             delivery_id, supporter_id, email, _n, name, language, _s, tz, _a, _p = row
@@ -314,13 +313,23 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
                 continue
             domain = email.rpartition("@")[2]
             limits = throttle.limits(campaign_id, domain, global_rate, rate_per_minute, domain_rate)
-            wait = throttle.try_acquire(limits)
+            wait, limiting = throttle.acquire_or_wait(limits)
+            waited = 0.0
             while wait > 0:
-                if wait > MAX_THROTTLE_WAIT and domain_rate and not global_rate and not rate_per_minute:
-                    break
-                time.sleep(min(wait, 0.5))
-                wait = throttle.try_acquire(limits)
-            if wait > 0:  # this domain is saturated: come back later, let other domains through
+                if limiting is not None and ":domain:" in limiting.key and wait > MAX_THROTTLE_WAIT:
+                    break  # this domain is saturated: come back later, let other domains through
+                nap = min(wait, 0.5)
+                time.sleep(nap)
+                waited += nap
+                if waited >= FLUSH_SECONDS * 2:  # a slow rate: still notice a pause, keep the lease
+                    waited = 0.0
+                    stop = _checkpoint(campaign_id, outcomes, pending, lease)
+                    if stop:
+                        break
+                wait, limiting = throttle.acquire_or_wait(limits)
+            if stop:
+                break
+            if wait > 0:
                 outcomes.deferred.append((delivery_id, utcnow() + timedelta(seconds=wait), None, False))
                 pending.remove(delivery_id)
                 totals["deferred"] += 1
@@ -365,8 +374,6 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
                     break
         if outcomes:
             stop = _checkpoint(campaign_id, outcomes, pending, lease) or stop
-        if gone:
-            _release(campaign_id, list(gone))
         if stop:
             _release(campaign_id, pending)
     if stop and stop.startswith("paused:"):
@@ -466,7 +473,7 @@ def try_sweep(app: Flask) -> dict[str, int] | None:
     interval = app.config["CAMPAIGN_SWEEP_SECONDS"]
     with app.app_context():
         try:
-            if not get_redis().set(SWEEP_LOCK, "1", nx=True, ex=max(1, interval - 1 if interval > 1 else 1)):
+            if not get_redis().set(SWEEP_LOCK, "1", nx=True, ex=interval):
                 return None
             return sweep()
         finally:

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from redis import Redis
 
 # KEYS: one per limit; ARGV: pairs (emission interval µs, burst tolerance µs).
-# Returns 0 when taken, else the µs to wait before the earliest limit allows one more.
+# Returns {0, 0} when taken, else {µs to wait until every limit allows one more, index of the
+# limit that needs the longest wait (1-based)}.
 _GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local wait = 0
+local worst = 0
 local tats = {}
 for i, key in ipairs(KEYS) do
   local interval = tonumber(ARGV[2 * i - 1])
@@ -26,15 +28,18 @@ for i, key in ipairs(KEYS) do
   if tat < now then tat = now end
   tats[i] = tat
   local allow_at = tat + interval - tolerance
-  if allow_at > now and allow_at - now > wait then wait = allow_at - now end
+  if allow_at > now and allow_at - now > wait then
+    wait = allow_at - now
+    worst = i
+  end
 end
-if wait > 0 then return wait end
+if wait > 0 then return {wait, worst} end
 for i, key in ipairs(KEYS) do
   local interval = tonumber(ARGV[2 * i - 1])
   local new_tat = tats[i] + interval
   redis.call('SET', key, tostring(new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
 end
-return 0
+return {0, 0}
 """
 
 
@@ -68,10 +73,14 @@ class Throttle:
 
     def try_acquire(self, limits: list[Limit]) -> float:
         """Take one send from every limit and return 0, or return the seconds to wait (nothing taken)."""
+        return self.acquire_or_wait(limits)[0]
+
+    def acquire_or_wait(self, limits: list[Limit]) -> tuple[float, Limit | None]:
+        """Like try_acquire, and also say which limit needs the longest wait."""
         if not limits:
-            return 0.0
+            return 0.0, None
         argv: list[int] = []
         for limit in limits:
             argv.extend(limit.args())
-        wait_us = self._script(keys=[limit.key for limit in limits], args=argv)
-        return int(wait_us) / 1_000_000
+        wait_us, worst = self._script(keys=[limit.key for limit in limits], args=argv)
+        return int(wait_us) / 1_000_000, (limits[int(worst) - 1] if int(worst) else None)

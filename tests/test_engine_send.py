@@ -219,3 +219,21 @@ def test_the_campaign_rate_limits_sending(app, db, smtp_sink):
     run_worker(app)
     assert time.monotonic() - started >= 0.45
     assert statuses(campaign.id) == {"sent": 6}
+
+
+def test_a_saturated_recipient_domain_is_deferred_while_other_domains_go_through(app, db, smtp_sink):
+    import sqlalchemy as sa
+
+    from campaigns.models import Delivery
+
+    app.config["CAMPAIGN_DOMAIN_RATE_PER_MINUTE"] = 20  # one every 3 s per domain
+    busy = [make_supporter(f"p{i}@busy.example") for i in range(3)]
+    quiet = make_supporter("solo@quiet.example")
+    campaign = make_campaign()
+    services.launch(campaign.id)
+    run_worker(app)
+    got = reasons(campaign.id)
+    assert got[quiet.id] == "sent"
+    assert sorted(got[p.id] for p in busy) == ["queued", "queued", "sent"]
+    waiting = db.session.scalars(sa.select(Delivery).where(Delivery.status == "queued")).all()
+    assert all(d.next_attempt_at is not None and d.attempts == 0 for d in waiting)
