@@ -94,8 +94,8 @@ def breakdown(campaign: Campaign, languages: list[str] | None) -> dict[str | Non
     return {reason: n for reason, n in rows}
 
 
-def snapshot(campaign: Campaign, languages: list[str]) -> int:
-    """Insert one delivery per audience member in ONE statement; return how many will be sent."""
+def snapshot(campaign: Campaign, languages: list[str]) -> dict[str | None, int]:
+    """Insert one delivery per audience member in ONE statement; return counts by skip reason."""
     now = utcnow()
     sub = audience_select(campaign, languages, now).subquery()
     status = sa.case((sub.c.reason.is_(None), DeliveryStatus.QUEUED.value), else_=DeliveryStatus.SKIPPED.value)
@@ -104,9 +104,17 @@ def snapshot(campaign: Campaign, languages: list[str]) -> int:
                                                   else_=sa.null()))
     db.session.execute(sa.insert(Delivery).from_select(
         ["campaign_id", "supporter_id", "status", "skip_reason", "attempts", "reclaimed", "enqueued_at"], select))
-    return db.session.execute(
-        sa.select(sa.func.count()).where(Delivery.campaign_id == campaign.id,
-                                         Delivery.status == DeliveryStatus.QUEUED)).scalar_one()
+    rows = db.session.execute(sa.select(Delivery.skip_reason, sa.func.count())
+                              .where(Delivery.campaign_id == campaign.id).group_by(Delivery.skip_reason))
+    return {(reason.value if reason is not None else None): n for reason, n in rows}
+
+
+def snapshot_languages_without_content(campaign_id: int) -> dict[str, int]:
+    rows = db.session.execute(
+        sa.select(Supporter.language, sa.func.count()).join(Delivery, Delivery.supporter_id == Supporter.id)
+        .where(Delivery.campaign_id == campaign_id, Delivery.skip_reason == SkipReason.NO_CONTENT)
+        .group_by(Supporter.language))
+    return {lang: n for lang, n in rows}
 
 
 def audience_languages_without_content(campaign: Campaign, languages: list[str]) -> dict[str, int]:

@@ -60,7 +60,8 @@ def _cfg(name: str):
 
 # --- enqueueing --------------------------------------------------------------------------------
 
-def enqueue_pending(campaign_id: int, only_stale_before: datetime | None = None, now: datetime | None = None) -> int:
+def enqueue_pending(campaign_id: int, only_stale_before: datetime | None = None, now: datetime | None = None,
+                    mark_enqueued: bool = True) -> int:
     """Queue jobs for the campaign's due queued deliveries; return how many deliveries.
 
     With `only_stale_before`, only deliveries never queued or queued before that time (the
@@ -79,9 +80,11 @@ def enqueue_pending(campaign_id: int, only_stale_before: datetime | None = None,
         db.session.commit()
         return 0
     last = db.session.execute(sa.select(sa.func.max(Delivery.id)).where(due)).scalar_one()
-    count = db.session.execute(
-        sa.update(Delivery).where(due, Delivery.id <= last).values(enqueued_at=now)
-        .execution_options(synchronize_session=False)).rowcount
+    count = 0
+    if mark_enqueued:
+        count = db.session.execute(
+            sa.update(Delivery).where(due, Delivery.id <= last).values(enqueued_at=now)
+            .execution_options(synchronize_session=False)).rowcount
     db.session.commit()
     ranges = [(campaign_id, lo, (starts[i + 1] - 1) if i + 1 < len(starts) else last) for i, lo in enumerate(starts)]
     send_range.enqueue_many(ranges, timeout=3600, result_ttl=60, failure_ttl=7 * 24 * 3600)

@@ -168,8 +168,12 @@ def send_test(campaign_id: int, to: str, language: str | None = None) -> dict[st
     return {"sent_to": to, "language": language, "message_id": mid}
 
 
-def check_launchable(campaign: Campaign) -> None:
-    """Everything that makes a launch refuse, as 422 naming the problem; changes nothing."""
+def check_launchable(campaign: Campaign, audience_languages: bool = True) -> None:
+    """Everything that makes a launch refuse, as 422 naming the problem; changes nothing.
+
+    The audience-language check reads the whole audience; launch does it on the snapshot itself
+    instead (`audience_languages=False`), so a launch reads the supporters once.
+    """
     languages = _languages(campaign)
     if not languages:
         raise ValidationFailed({"contents": ["the campaign has no content"]})
@@ -177,7 +181,11 @@ def check_launchable(campaign: Campaign) -> None:
         check_placeholders({f"contents.{content.language}.subject": content.subject,
                             f"contents.{content.language}.body": content.body})
     audience.validate_audience(campaign.audience_filter, campaign.exclude_filter)
-    missing = audience.audience_languages_without_content(campaign, languages)
+    if audience_languages:
+        _refuse_missing_languages(audience.audience_languages_without_content(campaign, languages))
+
+
+def _refuse_missing_languages(missing: dict[str, int]) -> None:
     if missing:
         raise ValidationFailed({"contents": [
             "no content for audience language(s) " + ", ".join(f"{lang} ({n} supporters)" for lang, n in sorted(missing.items()))
@@ -201,11 +209,15 @@ def launch(campaign_id: int, actor: dict | None = None) -> dict[str, Any]:
 
 def _start(campaign: Campaign, sources: set[CampaignStatus], actor: dict | None) -> dict[str, Any]:
     try:
-        check_launchable(campaign)
+        check_launchable(campaign, audience_languages=False)
         # The conditional UPDATE first: of concurrent launches exactly one gets past this line,
         # and (PostgreSQL row lock / SQLite write lock) the others wait and then see zero rows.
         transition(campaign.id, S.SENDING, sources=sources, launched_at=utcnow())
-        queued = audience.snapshot(campaign, _languages(campaign))
+        counts = audience.snapshot(campaign, _languages(campaign))
+        # Checked on the snapshot (rolled back on refusal): would-be recipients without content.
+        if counts.get(SkipReason.NO_CONTENT.value):
+            _refuse_missing_languages(audience.snapshot_languages_without_content(campaign.id))
+        queued = counts.get(None, 0)
         if queued == 0:
             raise ValidationFailed({"audience": ["nobody in the audience can receive this campaign now "
                                                  "(see preview for who is left out and why)"]})
@@ -214,7 +226,7 @@ def _start(campaign: Campaign, sources: set[CampaignStatus], actor: dict | None)
     except Exception:
         db.session.rollback()
         raise
-    enqueue_pending(campaign.id)
+    enqueue_pending(campaign.id, mark_enqueued=False)  # the snapshot already stamped enqueued_at
     return {"status": S.SENDING.value, "queued": queued}
 
 
