@@ -42,9 +42,10 @@ from wsgi import db
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 200  # deliveries per RQ job (MEASURED.md: one job per mail caps a send at ~250/s)
-CLAIM_SIZE = 50  # deliveries claimed at a time inside a job: bounds what a crash can leave leased
-FLUSH_EVERY = 25  # record outcomes after this many sends (bounds the duplicate window)
-FLUSH_SECONDS = 1.0  # …or after this long, so a pause takes effect within about a second
+CLAIM_SIZE = 200  # deliveries claimed at a time inside a job (a whole batch: one claim per job)
+FLUSH_EVERY = 50  # record outcomes after this many sends (bounds the duplicate window)
+FLUSH_SECONDS = 1.0  # …or after this long
+STATUS_CHECK_SECONDS = 0.5  # how often a job re-reads the campaign status: a pause acts within ~1 s
 MAX_ATTEMPTS = 5
 MAX_THROTTLE_WAIT = 2.0  # longer per-domain waits defer the delivery instead of blocking the worker
 CONSECUTIVE_TRANSIENT_LIMIT = 10  # the SMTP server looks down: pause instead of burning retries
@@ -107,7 +108,7 @@ class _Outcomes:
         return len(self.sent) + len(self.skipped) + len(self.deferred) + len(self.failed)
 
     def flush(self, campaign_id: int) -> int:
-        """Write the outcomes; return how many permanent failures were recorded."""
+        """Write the outcomes (the caller commits); return how many permanent failures they hold."""
         if not len(self):
             return 0
         now = utcnow()
@@ -134,7 +135,6 @@ class _Outcomes:
                                .execution_options(synchronize_session=False))
         if self.suppress:
             suppress_hashes(self.suppress, SuppressionReason.HARD_BOUNCE)
-        db.session.commit()
         failures = len(self.failed)
         self.__init__()
         return failures
@@ -182,13 +182,14 @@ def _release(campaign_id: int, ids: list[int]) -> None:
         db.session.commit()
 
 
-def _extend_lease(campaign_id: int, ids: list[int], lease: int) -> None:
+def _extend_lease(campaign_id: int, ids: list[int], lease: int, commit: bool = True) -> None:
     if ids:
         db.session.execute(sa.update(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.id.in_(ids),
                                                      Delivery.status == DeliveryStatus.SENDING)
                            .values(lease_until=utcnow() + timedelta(seconds=lease))
                            .execution_options(synchronize_session=False))
-        db.session.commit()
+        if commit:
+            db.session.commit()
 
 
 def quiet_until(timezone: str | None, now: datetime) -> datetime | None:
@@ -289,11 +290,13 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
     totals = {"sent": 0, "skipped": 0, "deferred": 0, "failed": 0}
     consecutive_transient = 0
     stop: str | None = None
+    checkpoint = _Checkpoint(campaign_id, lease)
 
     while stop is None:
         claimed = _claim(campaign_id, lo, hi, lease)
         if not claimed:
             break
+        checkpoint.claimed()
         now = utcnow()
         recipients = _Recipients(campaign_id, claimed, now)
         outcomes = _Outcomes()
@@ -326,7 +329,7 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
                 waited += nap
                 if waited >= FLUSH_SECONDS * 2:  # a slow rate: still notice a pause, keep the lease
                     waited = 0.0
-                    stop = _checkpoint(campaign_id, outcomes, pending, lease)
+                    stop = checkpoint(outcomes, pending, force_status=True)
                     if stop:
                         break
                 wait, limiting = throttle.acquire_or_wait(limits)
@@ -371,12 +374,12 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
             pending.remove(delivery_id)
             # Permanent failures are written at once, so the error budget is checked exactly.
             if outcomes.failed or len(outcomes) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS:
-                stop = _checkpoint(campaign_id, outcomes, pending, lease)
+                stop = checkpoint(outcomes, pending)
                 last_flush = time.monotonic()
                 if stop:
                     break
         if outcomes:
-            stop = _checkpoint(campaign_id, outcomes, pending, lease) or stop
+            stop = checkpoint(outcomes, pending) or stop
         if stop:
             _release(campaign_id, pending)
     if stop and stop.startswith("paused:"):
@@ -389,17 +392,33 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
     return totals
 
 
-def _checkpoint(campaign_id: int, outcomes: _Outcomes, pending: list[int], lease: int) -> str | None:
-    """Record outcomes, keep the lease on what is still pending, and say whether to stop."""
-    failures = outcomes.flush(campaign_id)
-    if failures and (reason := _over_error_budget(campaign_id)):
-        return "paused: " + reason
-    status = _campaign_status(campaign_id)
-    db.session.commit()
-    if status != CampaignStatus.SENDING:
-        return f"campaign is {status.value if status else 'gone'}"
-    _extend_lease(campaign_id, pending, lease)
-    return None
+class _Checkpoint:
+    """Record outcomes, now and then re-read the campaign status and renew the lease, in one commit."""
+
+    def __init__(self, campaign_id: int, lease: int):
+        self.campaign_id, self.lease = campaign_id, lease
+        self.status_at = self.lease_at = time.monotonic()
+
+    def claimed(self) -> None:
+        self.lease_at = time.monotonic()
+
+    def __call__(self, outcomes: _Outcomes, pending: list[int], force_status: bool = False) -> str | None:
+        """Return why to stop, or None to go on."""
+        now = time.monotonic()
+        failures = outcomes.flush(self.campaign_id)
+        status = CampaignStatus.SENDING
+        if force_status or now - self.status_at >= STATUS_CHECK_SECONDS:
+            status = _campaign_status(self.campaign_id)
+            self.status_at = now
+        if pending and status == CampaignStatus.SENDING and now - self.lease_at >= self.lease / 3:
+            _extend_lease(self.campaign_id, pending, self.lease, commit=False)
+            self.lease_at = now
+        db.session.commit()
+        if failures and (reason := _over_error_budget(self.campaign_id)):
+            return "paused: " + reason
+        if status != CampaignStatus.SENDING:
+            return f"campaign is {status.value if status else 'gone'}"
+        return None
 
 
 def _over_error_budget(campaign_id: int) -> str | None:

@@ -120,7 +120,9 @@ class Delivery(db.Model):
 
     __table_args__ = (
         sa.UniqueConstraint("campaign_id", "supporter_id", name="uq_deliveries_campaign_supporter"),
-        sa.Index("ix_deliveries_campaign_status", "campaign_id", "status"),
+        # Claims, flushes and the sweeper select (campaign, status, id range): with id in the key,
+        # a claim reads its own 200 rows, not every queued row of the campaign.
+        sa.Index("ix_deliveries_campaign_status", "campaign_id", "status", "id"),
         # The frequency limit counts a supporter's recent sends across all campaigns.
         sa.Index("ix_deliveries_supporter_sent", "supporter_id", "sent_at"),
     )

@@ -71,7 +71,7 @@ def upgrade():
     sa.UniqueConstraint('campaign_id', 'supporter_id', name='uq_deliveries_campaign_supporter')
     )
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
-        batch_op.create_index('ix_deliveries_campaign_status', ['campaign_id', 'status'], unique=False)
+        batch_op.create_index('ix_deliveries_campaign_status', ['campaign_id', 'status', 'id'], unique=False)
         batch_op.create_index('ix_deliveries_supporter_sent', ['supporter_id', 'sent_at'], unique=False)
 
 
