@@ -264,3 +264,31 @@ def test_bounce_reports_mark_the_delivery_and_hard_bounces_suppress(client, mana
 def test_unknown_campaigns_are_404_problems(client, manager):
     response = client.post("/api/v1/campaigns/12345/launch", headers=manager)
     assert response.status_code == 404 and response.mimetype == "application/problem+json"
+
+
+def test_a_bad_edit_changes_nothing(client, manager, db):
+    cid = create(client, manager)["id"]
+    response = client.patch(f"/api/v1/campaigns/{cid}", headers=manager, json={
+        "name": "Renamed", "contents": {"en": {"subject": "Hi {{nickname}}", "body": "x"}}})
+    assert response.status_code == 422
+    got = client.get(f"/api/v1/campaigns/{cid}", headers=manager).json
+    assert got["name"] == "Spring news"
+    assert got["contents"]["en"]["subject"] == "News for {{first_name}}"
+    assert client.patch(f"/api/v1/campaigns/{cid}", json={"name": "Renamed"}, headers=manager).json["name"] == "Renamed"
+
+
+def test_a_send_at_that_has_passed_by_launch_time_is_refused(client, manager, db):
+    make_supporter()
+    cid = create(client, manager, send_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())["id"]
+    db.session.execute(sa.update(Campaign).values(send_at=datetime.now(UTC) - timedelta(minutes=1)))
+    db.session.commit()
+    response = client.post(f"/api/v1/campaigns/{cid}/launch", headers=manager)
+    assert response.status_code == 422 and response.json["errors"][0]["field"] == "send_at"
+    db.session.expire_all()
+    assert db.session.get(Campaign, cid).status.value == "draft"
+
+
+def test_a_body_that_is_not_a_json_object_is_a_422(client, manager, db):
+    response = client.post("/api/v1/campaigns", data="[1, 2]", content_type="application/json", headers=manager)
+    assert response.status_code == 422
+    assert campaign_rows(db) == 0
