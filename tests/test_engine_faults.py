@@ -143,3 +143,18 @@ def test_pause_takes_effect_within_seconds_and_resume_finishes_without_those_who
     assert left == set(leaving)
     emails = set(db.session.scalars(sa.select(Supporter.email).where(Supporter.id.in_(leaving))))
     assert not emails & {m[1][0] for m in smtp_sink.messages}
+
+
+def test_two_workers_together_keep_to_the_global_rate(app, db, smtp_sink, workers, worker_env):
+    worker_env["CAMPAIGN_RATE_PER_SECOND"] = "50"  # burst of 5
+    add_supporters(db, 150)
+    campaign_id = make_campaign().id
+    workers("one")
+    workers("two")
+    time.sleep(2)  # let both start and wait on the queue
+    started = time.monotonic()
+    services.launch(campaign_id)
+    wait_for(lambda: statuses(campaign_id) == {"sent": 150}, 60, "the send to finish")
+    elapsed = time.monotonic() - started
+    assert elapsed >= (150 - 5) / 50 * 0.95, f"150 mails at 50/s took only {elapsed:.2f} s"
+    assert len(smtp_sink.handler.message_ids) == 150
