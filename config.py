@@ -186,6 +186,14 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         # Company-wide default for how often a supporter may be asked (rolling 30 days).
         "DEFAULT_ASKS_PER_MONTH": _int("DEFAULT_ASKS_PER_MONTH", env.get("DEFAULT_ASKS_PER_MONTH"), 4, minimum=1),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", env.get("RATELIMIT_ENABLED"), True),
+        # Sending engine (campaigns/engine.py): lease on claimed deliveries, sweeper interval, retry
+        # backoff base, and the global / per-recipient-domain rates shared by all workers (0 = unlimited).
+        "CAMPAIGN_LEASE_SECONDS": _int("CAMPAIGN_LEASE_SECONDS", env.get("CAMPAIGN_LEASE_SECONDS"), 120, minimum=1),
+        "CAMPAIGN_SWEEP_SECONDS": _int("CAMPAIGN_SWEEP_SECONDS", env.get("CAMPAIGN_SWEEP_SECONDS"), 30, minimum=1),
+        "CAMPAIGN_RETRY_SECONDS": _int("CAMPAIGN_RETRY_SECONDS", env.get("CAMPAIGN_RETRY_SECONDS"), 60, minimum=0),
+        "CAMPAIGN_RATE_PER_SECOND": _int("CAMPAIGN_RATE_PER_SECOND", env.get("CAMPAIGN_RATE_PER_SECOND"), 0),
+        "CAMPAIGN_DOMAIN_RATE_PER_MINUTE": _int("CAMPAIGN_DOMAIN_RATE_PER_MINUTE",
+                                                env.get("CAMPAIGN_DOMAIN_RATE_PER_MINUTE"), 0),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

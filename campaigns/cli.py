@@ -1,7 +1,125 @@
-"""Placeholder: filled in by its feature issue."""
+"""`flask campaigns list | show ID [--watch] | pause ID | resume ID | cancel ID | sweep [--loop]`."""
 
-from flask import Flask
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+import sqlalchemy as sa
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from campaigns import services
+from campaigns.engine import start_sweeper_thread, sweep
+from campaigns.models import Campaign
+from core.errors import DomainError
+from wsgi import db
+
+campaigns = AppGroup("campaigns", help="Campaigns and the sending engine.")
+CLI_ACTOR = {"actor_type": "cli"}
+
+
+def _fail(exc: DomainError) -> None:
+    click.echo(f"Error: {exc.detail}", err=True)
+    sys.exit(1)
+
+
+def _progress_line(s: dict) -> str:
+    d = s["deliveries"]
+    bar_width = 30
+    filled = int(s["progress"] * bar_width)
+    line = (f"[{'#' * filled}{'.' * (bar_width - filled)}] {s['progress']:6.1%}  {s['status']:<9} "
+            f"sent {d['sent']}  queued {d['queued']}  in flight {d['sending']}  failed {d['failed']}  "
+            f"bounced {d['bounced']}  skipped {d['skipped']}")
+    if s["status_reason"]:
+        line += f"  ({s['status_reason']})"
+    return line
+
+
+@campaigns.command("list")
+def list_command() -> None:
+    """List campaigns with their status."""
+    rows = db.session.scalars(sa.select(Campaign).order_by(Campaign.id)).all()
+    for c in rows:
+        click.echo(f"{c.id}\t{c.kind.value}\t{c.status.value}\t{c.name}")
+    if not rows:
+        click.echo("No campaigns.", err=True)
+
+
+@campaigns.command("show")
+@click.argument("campaign_id", type=int)
+@click.option("--watch", is_flag=True, help="Keep showing progress until the campaign stops sending.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between updates with --watch.")
+def show_command(campaign_id: int, watch: bool, interval: float) -> None:
+    """Show a campaign and its delivery counts (live with --watch)."""
+    try:
+        s = services.stats(campaign_id)
+    except DomainError as exc:
+        _fail(exc)
+    campaign = services.get_campaign(campaign_id)
+    click.echo(f"Campaign {campaign.id}: {campaign.name} ({campaign.kind.value}, {campaign.status.value})")
+    click.echo(f"Languages: {', '.join(c.language for c in campaign.contents) or '-'}; "
+               f"launched {s['launched_at'] or '-'}; finished {s['finished_at'] or '-'}")
+    if s["skipped"]:
+        click.echo("Skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(s["skipped"].items())))
+    if s["possible_duplicates"]:
+        click.echo(f"Possible duplicates (resent after a lost worker): {s['possible_duplicates']}")
+    click.echo(_progress_line(s))
+    while watch and s["status"] in ("sending", "scheduled"):
+        time.sleep(interval)
+        db.session.expire_all()
+        s = services.stats(campaign_id)
+        click.echo(_progress_line(s))
+
+
+@campaigns.command("pause")
+@click.argument("campaign_id", type=int)
+def pause_command(campaign_id: int) -> None:
+    """Pause a sending campaign (takes effect within about a second)."""
+    try:
+        services.pause(campaign_id, CLI_ACTOR)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"Paused campaign {campaign_id}.")
+
+
+@campaigns.command("resume")
+@click.argument("campaign_id", type=int)
+def resume_command(campaign_id: int) -> None:
+    """Resume a paused campaign where it stopped."""
+    try:
+        services.resume(campaign_id, CLI_ACTOR)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"Resumed campaign {campaign_id}.")
+
+
+@campaigns.command("cancel")
+@click.argument("campaign_id", type=int)
+def cancel_command(campaign_id: int) -> None:
+    """Cancel a campaign for good (what is not sent yet is not sent)."""
+    try:
+        services.cancel(campaign_id, CLI_ACTOR)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"Cancelled campaign {campaign_id}.")
+
+
+@campaigns.command("sweep")
+@click.option("--loop", is_flag=True, help="Keep sweeping every CAMPAIGN_SWEEP_SECONDS.")
+def sweep_command(loop: bool) -> None:
+    """Recover lost or stalled sends, start due campaigns and finish completed ones."""
+    while True:
+        report = sweep()
+        click.echo(", ".join(f"{k} {v}" for k, v in report.items()))
+        if not loop:
+            return
+        db.session.remove()
+        time.sleep(current_app.config["CAMPAIGN_SWEEP_SECONDS"])
 
 
 def init_app(app: Flask) -> None:
-    """Register nothing yet."""
+    app.cli.add_command(campaigns)
+    # Every `flask worker` also sweeps periodically (one sweep per interval across all workers).
+    app.extensions.setdefault("worker_startup", []).append(start_sweeper_thread)

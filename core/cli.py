@@ -144,6 +144,9 @@ def worker_command(queues: tuple[str, ...], burst: bool, fork: bool, name: str |
         worker = make_worker(app, queues or None, fork=fork, name=name)
     except ValueError as exc:
         fail(str(exc), 2)
+    # Feature packages may start background duties next to the worker (e.g. the campaign sweeper).
+    for hook in app.extensions.get("worker_startup", ()):
+        hook(app, worker)
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 

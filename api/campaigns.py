@@ -1,0 +1,187 @@
+"""Campaign endpoints: /api/v1/campaigns (create, edit, preview, test, launch, pause, resume, cancel, stats)
+and /api/v1/campaigns/bounces (report bounces back). Handlers are load → service → dump.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import request
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from api import bp
+from api.auth import current_principal, require
+from campaigns import services
+from campaigns.models import Campaign, CampaignKind, CampaignStatus
+from supporters.models import LANGUAGES
+from wsgi import db
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class ContentSchema(_Strict):
+    subject = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    body = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
+
+
+class AudienceSchema(_Strict):
+    filter = fields.Dict(allow_none=True, load_default=None)  # supporters.segments filter language
+    exclude = fields.Dict(allow_none=True, load_default=None)
+    segment_id = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1))
+
+    @validates_schema
+    def _segment_not_yet(self, data, **_kwargs):
+        if data.get("segment_id") is not None:
+            raise ValidationError("saved segments are not available yet; use an inline filter", "segment_id")
+
+
+class CampaignInSchema(_Strict):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    kind = fields.String(load_default=CampaignKind.ANNOUNCEMENT.value,
+                         validate=validate.OneOf([k.value for k in CampaignKind]))
+    audience = fields.Nested(AudienceSchema, load_default=None, allow_none=True)
+    contents = fields.Dict(keys=fields.String(validate=validate.OneOf(LANGUAGES)),
+                           values=fields.Nested(ContentSchema), load_default=dict)
+    sender = fields.Email(allow_none=True, load_default=None)
+    send_at = fields.AwareDateTime(allow_none=True, load_default=None, default_timezone=None)
+    rate_per_minute = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1, max=1_000_000))
+    respect_quiet_hours = fields.Boolean(load_default=False)
+
+
+class TestSendSchema(_Strict):
+    to = fields.Email(required=True)
+    language = fields.String(load_default=None, validate=validate.OneOf(LANGUAGES))
+
+
+class BounceSchema(_Strict):
+    message_id = fields.String(load_default=None, validate=validate.Length(max=300))
+    delivery_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    type = fields.String(load_default="hard", validate=validate.OneOf(["hard", "soft"]))
+    reason = fields.String(load_default=None, validate=validate.Length(max=400))
+
+    @validates_schema
+    def _one_id(self, data, **_kwargs):
+        if (data.get("message_id") is None) == (data.get("delivery_id") is None):
+            raise ValidationError("give exactly one of message_id and delivery_id", "message_id")
+
+
+def _json() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ValidationError({"body": ["expected a JSON object"]})
+    return data
+
+
+def _actor() -> dict[str, Any]:
+    p = current_principal()
+    return {"actor_type": p.kind, "actor_id": p.user.id, "actor_label": p.label}
+
+
+def dump(c: Campaign) -> dict[str, Any]:
+    return {
+        "id": c.id, "name": c.name, "kind": c.kind.value, "status": c.status.value, "status_reason": c.status_reason,
+        "audience": {"filter": c.audience_filter, "exclude": c.exclude_filter, "segment_id": c.segment_id},
+        "contents": {x.language: {"subject": x.subject, "body": x.body} for x in c.contents},
+        "sender": c.sender, "send_at": c.send_at.isoformat() if c.send_at else None,
+        "rate_per_minute": c.rate_per_minute, "respect_quiet_hours": c.respect_quiet_hours,
+        "created_at": c.created_at.isoformat(), "launched_at": c.launched_at.isoformat() if c.launched_at else None,
+        "finished_at": c.finished_at.isoformat() if c.finished_at else None,
+    }
+
+
+@bp.get("/campaigns")
+@require("viewer")
+def list_campaigns():
+    status = request.args.get("status")
+    if status is not None and status not in [s.value for s in CampaignStatus]:
+        raise ValidationError({"status": [f"unknown status; use one of {', '.join(s.value for s in CampaignStatus)}"]})
+    try:
+        limit = min(max(int(request.args.get("limit", 50)), 1), 200)
+        after = int(request.args.get("after", 0))
+    except ValueError:
+        raise ValidationError({"limit": ["limit and after must be whole numbers"]}) from None
+    query = sa.select(Campaign).where(Campaign.id > after).order_by(Campaign.id).limit(limit)
+    if status:
+        query = query.where(Campaign.status == status)
+    items = [dump(c) for c in db.session.scalars(query)]
+    return {"items": items, "next_after": items[-1]["id"] if len(items) == limit else None}
+
+
+@bp.post("/campaigns")
+@require("manager")
+def create_campaign():
+    data = CampaignInSchema().load(_json())
+    campaign = services.create_campaign(data, _actor())
+    return dump(campaign), 201, {"Location": f"/api/v1/campaigns/{campaign.id}"}
+
+
+@bp.get("/campaigns/<int:campaign_id>")
+@require("viewer")
+def get_campaign(campaign_id: int):
+    return dump(services.get_campaign(campaign_id))
+
+
+@bp.patch("/campaigns/<int:campaign_id>")
+@require("manager")
+def update_campaign(campaign_id: int):
+    data = CampaignInSchema(partial=True).load(_json())
+    if "kind" in data and data["kind"] != CampaignKind.ANNOUNCEMENT.value:
+        raise ValidationError({"kind": ["only 'announcement' campaigns can be sent yet"]})
+    return dump(services.update_campaign(campaign_id, data, _actor()))
+
+
+@bp.post("/campaigns/<int:campaign_id>/preview")
+@require("manager")
+def preview_campaign(campaign_id: int):
+    return services.preview(campaign_id)
+
+
+@bp.post("/campaigns/<int:campaign_id>/test")
+@require("manager")
+def test_campaign(campaign_id: int):
+    data = TestSendSchema().load(_json())
+    return services.send_test(campaign_id, data["to"], data["language"])
+
+
+@bp.post("/campaigns/<int:campaign_id>/launch")
+@require("manager")
+def launch_campaign(campaign_id: int):
+    result = services.launch(campaign_id, _actor())
+    return {**dump(services.get_campaign(campaign_id)), **result}, 202
+
+
+@bp.post("/campaigns/<int:campaign_id>/pause")
+@require("manager")
+def pause_campaign(campaign_id: int):
+    return dump(services.pause(campaign_id, _actor()))
+
+
+@bp.post("/campaigns/<int:campaign_id>/resume")
+@require("manager")
+def resume_campaign(campaign_id: int):
+    return dump(services.resume(campaign_id, _actor()))
+
+
+@bp.post("/campaigns/<int:campaign_id>/cancel")
+@require("manager")
+def cancel_campaign(campaign_id: int):
+    return dump(services.cancel(campaign_id, _actor()))
+
+
+@bp.get("/campaigns/<int:campaign_id>/stats")
+@require("viewer")
+def campaign_stats(campaign_id: int):
+    return services.stats(campaign_id)
+
+
+@bp.post("/campaigns/bounces")
+@require("manager")
+def report_bounce():
+    """Report a bounce: {"message_id": "<d12.c3@example.org>", "type": "hard"|"soft", "reason": "…"}."""
+    data = BounceSchema().load(_json())
+    return services.report_bounce(data["message_id"], data["delivery_id"], hard=data["type"] == "hard",
+                                  reason=data["reason"])
