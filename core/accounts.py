@@ -21,6 +21,7 @@ from wsgi import db
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "spk_"  # recognisable in secret scanners
+PREFIX_LENGTH = 12  # hex characters of the public lookup prefix
 MIN_PASSWORD_LENGTH = 12
 
 
@@ -171,7 +172,7 @@ def create_token(user: AdminUser, name: str, role: Role | str | None = None,
         raise ValidationFailed({"role": [f"a {user.role.value} cannot hold a {role.value} token"]})
     if not user.active:
         raise Conflict(f"user {user.email} is deactivated")
-    prefix = secrets.token_hex(6)  # 48 bits for lookup
+    prefix = secrets.token_hex(PREFIX_LENGTH // 2)  # 48 bits for lookup
     raw = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"  # + 256 secret bits
     token = ApiToken(user=user, name=name.strip()[:100] or "token", prefix=prefix,
                      token_hash=_hash_token(raw), role=role, expires_at=expires_at)
@@ -184,7 +185,7 @@ def verify_token(raw: str) -> ApiToken | None:
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
     prefix, sep, _secret = raw[len(TOKEN_PREFIX):].partition("_")
-    if not sep or len(prefix) != 12:
+    if not sep or len(prefix) != PREFIX_LENGTH:
         return None
     token = db.session.scalar(sa.select(ApiToken).where(ApiToken.prefix == prefix))
     if token is None or not hmac.compare_digest(token.token_hash, _hash_token(raw)):
@@ -193,9 +194,15 @@ def verify_token(raw: str) -> ApiToken | None:
 
 
 def revoke_token(token_id_or_prefix: str) -> ApiToken:
-    column = ApiToken.id if str(token_id_or_prefix).isdigit() else ApiToken.prefix
-    value = int(token_id_or_prefix) if column is ApiToken.id else token_id_or_prefix
-    token = db.session.scalar(sa.select(ApiToken).where(column == value))
+    """Revoke by prefix (12 hex characters, which may be all digits) or by numeric id."""
+    key = str(token_id_or_prefix).strip()
+    if len(key) == PREFIX_LENGTH:
+        condition = ApiToken.prefix == key
+    elif key.isdigit() and len(key) < 10:
+        condition = ApiToken.id == int(key)
+    else:
+        raise NotFound(f"no token {key}")
+    token = db.session.scalar(sa.select(ApiToken).where(condition))
     if token is None:
         raise NotFound(f"no token {token_id_or_prefix}")
     if token.revoked_at is None:

@@ -193,6 +193,8 @@ def dev_command(host: str, port: int, workers: int) -> None:
                 os.killpg(child.pid, signal.SIGKILL)
 
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    # A shell starting us in the background ignores SIGINT; Ctrl-C must still stop everything.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     base = app.config["PUBLIC_BASE_URL"]
     click.echo(f"\nSupporter platform running: http://{host}:{port}/join  (health: http://{host}:{port}/healthz)")
     click.echo(f"Links in mails point to PUBLIC_BASE_URL={base}; mail goes to "

@@ -86,3 +86,15 @@ def test_tokens_for_an_unknown_user_or_token_fail_clearly(runner):
     assert result.exit_code == 1 and "no user with the email ghost@example.org" in result.output
     result = runner.invoke(args=["tokens", "revoke", "abcdef123456"])
     assert result.exit_code == 1 and "no token abcdef123456" in result.output
+
+
+def test_an_all_digit_prefix_is_still_a_prefix(runner, db):
+    from core.accounts import find_user, revoke_token
+
+    create(runner)
+    token = ApiToken(user=find_user("ops@example.org"), name="x", prefix="123456789012", token_hash="0" * 64,
+                     role=Role.ADMIN)
+    db.session.add(token)
+    db.session.commit()
+    assert revoke_token("123456789012").id == token.id
+    assert revoke_token(str(token.id)).id == token.id

@@ -1,0 +1,1 @@
+"""Benchmarks: each runs its baseline in the same run and prints both figures and the ratio."""
