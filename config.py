@@ -200,6 +200,35 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         "SESSION_COOKIE_SECURE": environment == "production",
         "WTF_CSRF_TIME_LIMIT": None,  # the token is bound to the session; a form left open for hours still works
         "JSON_SORT_KEYS": False,
+        # Join flow: sites that may show /join in an iframe (CSP frame-ancestors), and the per-IP limit
+        # on POST /join (Flask-Limiter syntax).
+        "EMBED_ALLOWED_ORIGINS": embed_allowed_origins(env.get("EMBED_ALLOWED_ORIGINS")),
+        "JOIN_RATE_LIMIT": rate_limit("JOIN_RATE_LIMIT", env.get("JOIN_RATE_LIMIT"), "10 per minute;60 per hour"),
     }
     settings.update(extra)
     return settings
+
+
+def embed_allowed_origins(raw: str | None) -> tuple[str, ...]:
+    """Origins (scheme://host[:port], space or comma separated) allowed to frame the join form."""
+    origins = []
+    for item in (raw or "").replace(",", " ").split():
+        parts = urlsplit(item)
+        host = parts.netloc.removeprefix("*.")  # CSP allows a wildcard for subdomains
+        if (parts.scheme not in ("http", "https") or not host or parts.path not in ("", "/")
+                or parts.query or parts.fragment or not all(c.isalnum() or c in ".-:[]" for c in host)):
+            raise ConfigError("EMBED_ALLOWED_ORIGINS",
+                              f"expected origins such as https://www.example.com, got {item!r}")
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    return tuple(origins)
+
+
+def rate_limit(variable: str, raw: str | None, default: str) -> str:
+    value = (raw or default).strip()
+    try:
+        from limits import parse_many
+
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(variable, f"expected a rate limit such as '10 per minute;60 per hour', got {value!r}") from None
+    return value

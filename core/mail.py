@@ -186,7 +186,9 @@ def build_message(sender: str, to: str, subject: str, text: str, html: str | Non
     msg["Message-ID"] = message_id or make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or "localhost")
     for name, value in (headers or {}).items():
         msg[name] = _header(value)
-    return msg.as_bytes()
+    # CRLF line ends: smtplib sends bytes as they are, and SMTP servers refuse bare-LF "lines"
+    # longer than 1000 octets (a whole message, once it grows past ~1 KB).
+    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
 
 
 def _header(value: str) -> str | Header:

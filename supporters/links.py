@@ -16,8 +16,10 @@ def _url(path: str) -> str:
     return f"{current_app.config['PUBLIC_BASE_URL']}{path}"
 
 
-def confirm_token(supporter_id: int) -> str:
-    return make_token("confirm", {"s": supporter_id})
+def confirm_token(supporter_id: int, grant_id: int | None = None) -> str:
+    """`grant_id` binds the link to one consent grant, so a withdrawal voids links sent before it."""
+    payload = {"s": supporter_id} if grant_id is None else {"s": supporter_id, "g": grant_id}
+    return make_token("confirm", payload)
 
 
 def preferences_token(supporter_id: int) -> str:
@@ -28,8 +30,8 @@ def unsubscribe_token(supporter_id: int) -> str:
     return make_token("unsubscribe", {"s": supporter_id})
 
 
-def confirm_url(supporter_id: int) -> str:
-    return _url(f"/confirm/{confirm_token(supporter_id)}")
+def confirm_url(supporter_id: int, grant_id: int | None = None) -> str:
+    return _url(f"/confirm/{confirm_token(supporter_id, grant_id)}")
 
 
 def preferences_url(supporter_id: int) -> str:

@@ -80,6 +80,11 @@ class Supporter(db.Model):
     confirmed_at: Mapped[datetime | None]
     unsubscribed_at: Mapped[datetime | None]
     erased_at: Mapped[datetime | None]
+    # Join flow (issue 3): the referral code a newcomer arrived with, resolved into referred_by only
+    # on confirmation; and when the double-opt-in mail for the latest grant went out (makes the
+    # confirmation job safe to run twice).
+    joined_with_ref: Mapped[str | None] = mapped_column(sa.String(16))
+    confirmation_sent_at: Mapped[datetime | None]
 
     referred_by: Mapped[Supporter | None] = relationship(remote_side=[id])
     tags: Mapped[list[Tag]] = relationship(secondary=supporter_tags, back_populates="supporters")

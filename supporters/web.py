@@ -1,7 +1,285 @@
-"""Placeholder: filled in by its feature issue."""
+"""The public supporter pages: /join, /confirm/<token>, /preferences/<token>, /unsubscribe/<token>.
 
-from flask import Flask
+Server-rendered, usable without JavaScript, German and English. A GET never changes state (mail
+scanners follow links); confirming and unsubscribing happen on POST. The rules live in
+supporters.join; this module only translates between HTTP and those services.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, current_app, g, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import TooManyRequests
+
+from core.signing import ExpiredToken, InvalidToken
+from supporters import join as service
+from supporters import links
+from supporters.consent import consent_text
+from supporters.forms import HONEYPOT, JoinForm, NewLinkForm, PreferencesForm
+from supporters.i18n import negotiate, t
+from supporters.models import LANGUAGES, Supporter, SupporterKind, SupporterStatus
+from wsgi import csrf, db, limiter
+
+bp = Blueprint("supporters", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/supporters/static")
+
+# Pages other sites may frame (the join form and what it answers with); everything else,
+# especially preferences with its "leave" button, may only be framed by ourselves.
+EMBEDDABLE_ENDPOINTS = {"supporters.join", "supporters.static"}
+
+
+def _join_limit() -> str:
+    return current_app.config["JOIN_RATE_LIMIT"]
+
+
+def _requester() -> service.Requester:
+    return service.Requester(ip=request.remote_addr, user_agent=request.headers.get("User-Agent"))
+
+
+def _page_language(fallback: str | None = None) -> str:
+    requested = request.args.get("lang")
+    if requested in LANGUAGES:
+        return requested
+    if fallback in LANGUAGES:
+        return fallback
+    return negotiate(None, request.accept_languages)
+
+
+@bp.before_request
+def _language() -> None:
+    g.lang = _page_language()
+
+
+@bp.context_processor
+def _translations() -> dict:
+    lang = g.get("lang", "en")
+    return {"_": lambda key, **values: t(key, g.get("lang", lang), **values), "languages": LANGUAGES}
+
+
+def _page(template: str, status: int = 200, **context):
+    return render_template(f"supporters/{template}", lang=g.lang, **context), status
+
+
+# --- join ----------------------------------------------------------------------------------------
+
+def _tag_choices() -> list[tuple[str, str]]:
+    return [(tag.name, (tag.label_de if g.lang == "de" else tag.label_en) or tag.name)
+            for tag in service.public_tags()]
+
+
+def _join_page(form: JoinForm, status: int = 200, referred: bool = False):
+    text = consent_text(g.lang)
+    return _page("join.html", status, form=form, kinds=[k.value for k in SupporterKind],
+                 interest_choices=_tag_choices(), consent=text, referred=referred, honeypot=HONEYPOT)
+
+
+@bp.route("/join", methods=["GET", "POST"])
+@limiter.limit(_join_limit, methods=["POST"])
+def join():
+    if request.method == "GET":
+        ref = request.args.get("ref")
+        form = JoinForm(formdata=None, data={"language": g.lang, "ref": ref if service.is_referral_code(ref) else ""})
+        return _join_page(form, referred=service.referrer_name(ref) is not None)
+    form = JoinForm()
+    if not form.check(g.lang, page_language=g.lang):
+        return _join_page(form, 422)
+    data = form.cleaned
+    tag_ids = service.public_tag_ids(data["interests"])
+    if len(tag_ids) != len(data["interests"]):
+        form.fail("interests", t("error.interests.invalid", g.lang))
+        return _join_page(form, 422)
+    service.join(email=data["email"], name=data["name"], kind=data["kind"], language=data["language"],
+                 consent_language=g.lang, consent_version=data["consent_version"], interest_ids=sorted(tag_ids.values()), ref=data["ref"],
+                 requester=_requester())
+    # The same answer whatever the outcome: nobody learns whether an address is already known.
+    return _page("joined.html")
+
+
+# --- confirm -------------------------------------------------------------------------------------
+
+def _link_problem(exc: InvalidToken, token: str | None = None):
+    if isinstance(exc, ExpiredToken):
+        supporter_id = service.expired_confirm_supporter_id(exc) if token else None
+        form = NewLinkForm(formdata=None, data={"token": token if supporter_id else ""})
+        return _page("link_problem.html", 410, expired=True, form=form,
+                     days=links.CONFIRM_MAX_AGE // 86400)
+    if isinstance(exc, service.ConsentWithdrawn):
+        return _page("link_problem.html", 409, withdrawn=True)
+    return _page("link_problem.html", 400, form=NewLinkForm(formdata=None))
+
+
+def _confirmed_page(supporter, newly: bool):
+    referral = links.referral_url(supporter.referral_code) if supporter.referral_code else None
+    return _page("confirmed.html", referral_url=referral, preferences_url=links.preferences_url(supporter.id),
+                 newly=newly)
+
+
+@bp.route("/confirm/<token>", methods=["GET", "POST"])
+def confirm(token: str):
+    if request.method == "POST":
+        try:
+            supporter, newly = service.confirm(token, _requester())
+        except InvalidToken as exc:
+            return _link_problem(exc, token)
+        g.lang = _page_language(supporter.language)
+        return _confirmed_page(supporter, newly)
+    # GET only shows the button: it changes nothing (mail scanners open every link). The page does
+    # not submit itself by script either, since some scanners run scripts.
+    try:
+        supporter_id, grant_id = service.read_confirm_token(token)
+        supporter = db.session.get(Supporter, supporter_id)
+        if supporter is None or supporter.status is SupporterStatus.ERASED:
+            raise InvalidToken("no such supporter")
+        g.lang = _page_language(supporter.language)
+        if supporter.status is SupporterStatus.UNSUBSCRIBED:
+            raise service.ConsentWithdrawn("left")
+        if supporter.status is SupporterStatus.ACTIVE:
+            return _confirmed_page(supporter, False)
+        service.grant_for_confirmation(supporter, grant_id)
+    except InvalidToken as exc:
+        return _link_problem(exc, token)
+    return _page("confirm.html", token=token, consent=consent_text(supporter.language))
+
+
+@bp.post("/confirm/new")
+@limiter.limit("5 per minute", methods=["POST"])
+def new_confirmation_link():
+    form = NewLinkForm()
+    token = (form.token.data or "").strip()
+    supporter_id = None
+    if token:
+        try:
+            service.read_confirm_token(token)
+        except ExpiredToken as exc:
+            supporter_id = service.expired_confirm_supporter_id(exc)
+        except InvalidToken:
+            supporter_id = None
+        else:
+            supporter_id = None  # a valid link needs no new one
+    email = (form.email.data or "").strip()[:254]
+    service.request_new_confirmation(supporter_id=supporter_id, email=None if supporter_id else email)
+    return _page("link_resent.html")
+
+
+# --- preferences ---------------------------------------------------------------------------------
+
+def _prefs_page(supporter, token: str, form: PreferencesForm, status: int = 200, saved: bool = False):
+    default = current_app.config["DEFAULT_ASKS_PER_MONTH"]
+    referral = links.referral_url(supporter.referral_code) if supporter.referral_code else None
+    return _page("preferences.html", status, supporter=supporter, token=token, form=form, saved=saved,
+                 default_asks=default, interest_choices=_tag_choices(), referral_url=referral,
+                 supporter_status=supporter.status.value)
+
+
+@bp.route("/preferences/<token>", methods=["GET", "POST"])
+@limiter.limit("30 per minute", methods=["POST"])
+def preferences(token: str):
+    try:
+        supporter = service.supporter_from_token("preferences", token)
+    except InvalidToken as exc:
+        return _link_problem(exc)
+    g.lang = _page_language(supporter.language)
+    if request.method == "POST" and request.form.get("action") == "leave":
+        supporter = service.withdraw(supporter.id, method="preferences_page", requester=_requester())
+        return _page("unsubscribed.html")
+    if request.method == "GET" or supporter.status is SupporterStatus.UNSUBSCRIBED:
+        form = PreferencesForm(formdata=None, data=_prefs_data(supporter))
+        return _prefs_page(supporter, token, form)
+    form = PreferencesForm()
+    default = current_app.config["DEFAULT_ASKS_PER_MONTH"]
+    if form.check(g.lang, default):
+        tag_ids = service.public_tag_ids(form.cleaned["interests"])
+        if len(tag_ids) != len(form.cleaned["interests"]):
+            form.fail("interests", t("error.interests.invalid", g.lang))
+    if form.problems:
+        return _prefs_page(supporter, token, form, 422)
+    data = form.cleaned
+    service.update_preferences(supporter, name=data["name"], language=data["language"],
+                               interest_ids=sorted(tag_ids.values()), asks_per_month=data["asks_per_month"],
+                               paused_until=data["paused_until"])
+    g.lang = _page_language(supporter.language)
+    return _prefs_page(supporter, token, PreferencesForm(formdata=None, data=_prefs_data(supporter)), saved=True)
+
+
+def _prefs_data(supporter) -> dict:
+    return {"name": supporter.name or "", "language": supporter.language,
+            "interests": sorted(tag.name for tag in supporter.tags if tag.public),
+            "asks_per_month": str(supporter.asks_per_month) if supporter.asks_per_month else "default",
+            "paused_until": supporter.paused_until.date().isoformat() if supporter.paused_until else ""}
+
+
+# --- unsubscribe ---------------------------------------------------------------------------------
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+def unsubscribe(token: str):
+    try:
+        supporter = service.supporter_from_token("unsubscribe", token)
+    except InvalidToken as exc:
+        return _link_problem(exc)
+    g.lang = _page_language(supporter.language)
+    if request.method == "GET":
+        if supporter.status is SupporterStatus.UNSUBSCRIBED:
+            return _page("unsubscribed.html")
+        return _page("unsubscribe.html", token=token)
+    # RFC 8058: mail clients POST "List-Unsubscribe=One-Click" without cookies; the signed token
+    # is the credential, so this form needs no CSRF token (see init_app).
+    one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    service.withdraw(supporter.id, method="one_click" if one_click else "unsubscribe_page", requester=_requester())
+    return _page("unsubscribed.html")
+
+
+# --- errors and headers --------------------------------------------------------------------------
+
+@bp.errorhandler(TooManyRequests)
+def _too_many(exc: TooManyRequests):
+    g.lang = g.get("lang") or _page_language()
+    response = exc.get_response()
+    body, _status = _page("limited.html", 429)
+    response.set_data(body)
+    response.mimetype = "text/html"
+    return response
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_failed(exc: CSRFError):
+    """A missing or stale CSRF token: show the form again (with what was typed) and a message."""
+    g.lang = g.get("lang") or _page_language()
+    if request.endpoint == "supporters.join":
+        form = JoinForm()
+        form.fail("csrf", t("error.csrf", g.lang))
+        return _join_page(form, 400)
+    return _page("link_problem.html", 400, csrf=True)
+
+
+@bp.after_request
+def _headers(response):
+    origins = current_app.config.get("EMBED_ALLOWED_ORIGINS") or ()
+    embeddable = request.endpoint in EMBEDDABLE_ENDPOINTS
+    ancestors = " ".join(("'self'", *origins)) if embeddable else "'self'"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        f"form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors {ancestors}")
+    if not (embeddable and origins):
+        response.headers["X-Frame-Options"] = "SAMEORIGIN"  # for browsers without CSP level 2
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # Links carry tokens: never leak them to other sites (same-origin keeps CSRF's referrer check working).
+    response.headers["Referrer-Policy"] = "same-origin"
+    if request.endpoint != "supporters.static":
+        response.headers["Cache-Control"] = "no-store"
+        response.vary.add("Accept-Language")
+        response.vary.add("Cookie")
+    return response
 
 
 def init_app(app: Flask) -> None:
-    """Register nothing yet."""
+    app.register_blueprint(bp)
+    # Confirm and unsubscribe are authorised by the signed, purpose-bound token in the URL alone,
+    # so they work without cookies (RFC 8058 one-click requires that for unsubscribe).
+    csrf.exempt(confirm)
+    csrf.exempt(unsubscribe)
+    if app.config.get("EMBED_ALLOWED_ORIGINS"):
+        # In a third-party iframe the browser sends the session cookie (which holds the CSRF
+        # secret) only if it is SameSite=None; Secure. Partitioned (CHIPS) keeps it per embedding
+        # site, so it cannot be used to track people across sites. See docs/join.md.
+        app.config.update(SESSION_COOKIE_SAMESITE="None", SESSION_COOKIE_SECURE=True,
+                          SESSION_COOKIE_PARTITIONED=True)
