@@ -12,7 +12,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from api import bp
 from api.auth import current_principal, require
-from campaigns import kinds, services
+from campaigns import kinds, results, services
 from campaigns.models import Campaign, CampaignKind, CampaignStatus
 from supporters.models import LANGUAGES
 from wsgi import db
@@ -175,7 +175,9 @@ def cancel_campaign(campaign_id: int):
 @bp.get("/campaigns/<int:campaign_id>/stats")
 @require("viewer")
 def campaign_stats(campaign_id: int):
-    return services.stats(campaign_id)
+    stats = services.stats(campaign_id)
+    # Share/review/vote results (funnel, per-kind figures, k-factor): campaigns.results, issue 6.
+    return {**stats, "results": results.results(campaign_id, request.args.get("bucket", "day"))}
 
 
 @bp.post("/campaigns/bounces")

@@ -91,6 +91,10 @@ def join():
     service.join(email=data["email"], name=data["name"], kind=data["kind"], language=data["language"],
                  consent_language=g.lang, consent_version=data["consent_version"], interest_ids=sorted(tag_ids.values()), ref=data["ref"],
                  requester=_requester())
+    # Issue 6: credit the campaign whose share link brought a newcomer (campaigns.acting).
+    from campaigns.acting import note_join
+
+    note_join(data["email"].strip().lower(), data["ref"], request.form.get("c"))
     # The same answer whatever the outcome: nobody learns whether an address is already known.
     return _page("joined.html")
 
