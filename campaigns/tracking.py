@@ -104,7 +104,22 @@ def campaign_links(campaign: Campaign) -> dict[str, str]:
         return {}
     urls = [u for c in campaign.contents for u in body_urls(c.body)]
     ids = ensure_links(campaign.id, urls)
+    _settings_links(campaign.id)
     return {url: f"link:{link_id}" for url, link_id in ids.items()}
+
+
+def _settings_links(campaign_id: int) -> None:
+    """The links the action page will show, stored before the first mail: the page's GET only reads."""
+    from campaigns.actions import CampaignSettings
+
+    settings = db.session.get(CampaignSettings, campaign_id)
+    if settings is None:
+        return
+    cfg = settings.config or {}
+    ensure_links(campaign_id, [d["url"] for d in cfg.get("destinations", []) if isinstance(d, dict) and "url" in d])
+    if isinstance(cfg.get("url"), str):
+        ensure_links(campaign_id, [cfg["url"]], LinkPurpose.VISIT)
+    ensure_links(campaign_id, [ACTION_PAGE_URL], LinkPurpose.ACTION)
 
 
 def link_values(delivery_id: int, slots: tuple[str, ...]) -> dict[str, str]:

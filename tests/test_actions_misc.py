@@ -94,7 +94,8 @@ def test_every_link_in_a_mail_is_rewritten_and_previews_keep_the_original_urls(a
     assert 'href="https://a.example/1"' not in mail["text/html"]
     assert 'href="https://b.example/2"' not in mail["text/html"]
     assert 'href="mailto:x@example.org"' in mail["text/html"]  # not a web link: left as it is
-    urls = sorted(db.session.scalars(sa.select(Link.url).where(Link.campaign_id == campaign["id"])))
+    urls = sorted(db.session.scalars(sa.select(Link.url).where(Link.campaign_id == campaign["id"],
+                                                               Link.purpose == "mail")))
     assert urls == ["https://a.example/1", "https://b.example/2"]
     import re
 
