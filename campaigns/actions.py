@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import BigIntPK, str_enum, utcnow
-from supporters.privacy import export_section
+from supporters.privacy import export_section, on_erase
 from wsgi import db
 
 
@@ -146,3 +146,12 @@ def _export_votes(supporter) -> list[dict[str, Any]]:
         out.append({"campaign_id": v.campaign_id, "options": list(options), "comment": v.comment,
                     "at": v.updated_at.isoformat()})
     return out
+
+
+@on_erase
+def _erase_actions(supporter) -> None:
+    """Keep the anonymous counts (which option, which network); drop free text the person wrote."""
+    db.session.execute(sa.update(Vote).where(Vote.supporter_id == supporter.id).values(comment=None)
+                       .execution_options(synchronize_session=False))
+    db.session.execute(sa.update(Action).where(Action.supporter_id == supporter.id).values(note=None)
+                       .execution_options(synchronize_session=False))

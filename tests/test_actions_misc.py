@@ -116,3 +116,21 @@ def test_a_supporters_actions_and_votes_are_in_their_data_export(app, client, db
     client.post(act_path(mails(smtp_sink)[ada.email]), data={"sign": "1", "comment": "yes"})
     record = person_record(db.session.get(Supporter, ada.id))
     assert record["actions"][0]["kind"] == "sign" and record["votes"][0]["comment"] == "yes"
+
+
+def test_erasure_keeps_the_counts_and_drops_the_comment(app, client, db, smtp_sink):
+    from campaigns.actions import Vote
+    from supporters.privacy import erase_supporter
+    from tests.factories import make_supporter
+
+    manager = auth()
+    ada = make_supporter("ada@example.org")
+    campaign = create(client, manager, "vote", PETITION)
+    launch(client, manager, campaign["id"], app)
+    client.post(act_path(mails(smtp_sink)[ada.email]), data={"sign": "1", "comment": "my words"})
+    erase_supporter(db.session.get(Supporter, ada.id))
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(Vote.comment)) is None
+    assert client.get(f"/api/v1/campaigns/{campaign['id']}/results", headers=manager).get_json()["vote"][
+        "signatures"] == 1
