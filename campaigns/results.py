@@ -34,7 +34,9 @@ MAX_DEPTH = 20
 
 def _bucket(column, bucket: str):
     if db.engine.dialect.name == "postgresql":
-        return sa.func.to_char(sa.func.date_trunc(bucket, column), 'YYYY-MM-DD"T"HH24:00:00"Z"')
+        # In UTC whatever the session's time zone, so the label's "Z" is true.
+        return sa.func.to_char(sa.func.date_trunc(bucket, sa.func.timezone("UTC", column)),
+                               'YYYY-MM-DD"T"HH24:00:00"Z"')
     fmt = {"hour": "%Y-%m-%dT%H:00:00Z", "day": "%Y-%m-%dT00:00:00Z"}.get(bucket)
     if fmt is None:  # weeks start on Monday, like PostgreSQL's date_trunc('week')
         return sa.func.strftime("%Y-%m-%dT00:00:00Z", sa.func.date(column, "-6 days", "weekday 1"))

@@ -134,3 +134,23 @@ def test_erasure_keeps_the_counts_and_drops_the_comment(app, client, db, smtp_si
     assert db.session.scalar(sa.select(Vote.comment)) is None
     assert client.get(f"/api/v1/campaigns/{campaign['id']}/results", headers=manager).get_json()["vote"][
         "signatures"] == 1
+
+
+def test_the_referral_depth_follows_newcomers_who_bring_newcomers(app, client, db):
+    from campaigns import services
+    from campaigns.actions import CampaignReferral
+    from campaigns.results import referral_depth, results
+    from tests.factories import make_supporter
+
+    campaign = services.create_campaign({"name": "x"})
+    ada = make_supporter()
+    newcomer = make_supporter(referred_by_id=ada.id, confirmed_at=utcnow())
+    db.session.add(CampaignReferral(supporter_id=newcomer.id, referrer_id=ada.id, campaign_id=campaign.id))
+    db.session.commit()
+    assert referral_depth(campaign.id) == 1
+    child = make_supporter(referred_by_id=newcomer.id, confirmed_at=utcnow())
+    make_supporter(referred_by_id=child.id)  # not confirmed: not a generation
+    assert referral_depth(campaign.id) == 2
+    grandchild = make_supporter(referred_by_id=child.id, confirmed_at=utcnow())
+    assert grandchild and referral_depth(campaign.id) == 3
+    assert results(campaign.id)["funnel"]["newcomers"] == 1
