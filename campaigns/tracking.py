@@ -79,7 +79,8 @@ def link_sentinels(body: str, links: dict[str, str], first: int, sentinel: str) 
 
 def ensure_links(campaign_id: int, urls: list[str], purpose: LinkPurpose = LinkPurpose.MAIL) -> dict[str, int]:
     """The Link ids of these URLs, creating missing rows (concurrent workers may race: both win)."""
-    urls = list(dict.fromkeys(u for u in urls if len(u) <= 2000))
+    # Longer URLs (in UTF-8 bytes: the unique index has a size limit) stay as they are, untracked.
+    urls = list(dict.fromkeys(u for u in urls if len(u.encode()) <= 2000))
     if not urls:
         return {}
 

@@ -13,6 +13,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from campaigns import acting, kinds, tracking
 from campaigns.i18n import t
+from campaigns.render import _PLACEHOLDER
 from campaigns.review_rules import needs_disclosure
 from core.errors import ValidationFailed
 from core.signing import InvalidToken
@@ -53,7 +54,7 @@ def _set_language(ctx: acting.ActContext) -> None:
 def _page(ctx: acting.ActContext, token: str, status: int = 200, errors: dict | None = None, **extra):
     campaign, cfg = ctx.campaign, ctx.config
     content = campaign.content_for(ctx.supporter.language) or (campaign.contents[0] if campaign.contents else None)
-    context = {"lang": g.lang, "token": token, "heading": content.subject if content else campaign.name,
+    context = {"lang": g.lang, "token": token, "heading": _heading(ctx, content.subject if content else campaign.name),
                "errors": errors or {}, "config": cfg, **extra}
     if campaign.kind.value == "share":
         context.update(template="share", networks=cfg.get("networks", list(kinds.NETWORKS)),
@@ -74,6 +75,12 @@ def _page(ctx: acting.ActContext, token: str, status: int = 200, errors: dict | 
                        closed=kinds.poll_closed(campaign, cfg), closes=closes.strftime("%Y-%m-%d %H:%M UTC")
                        if closes else None, multiple=bool(cfg.get("multiple")))
     return render_template(f"actions/{context['template']}.html", **context), status
+
+
+def _heading(ctx: acting.ActContext, subject: str) -> str:
+    """The mail's subject as the page title, with {{first_name}} filled and other placeholders dropped."""
+    first = (ctx.supporter.name or "").split(" ")[0]
+    return _PLACEHOLDER.sub(lambda m: first if m.group(1) == "first_name" else "", subject).strip()
 
 
 @bp.route("/act/<token>", methods=["GET", "POST"])

@@ -154,3 +154,18 @@ def test_the_referral_depth_follows_newcomers_who_bring_newcomers(app, client, d
     grandchild = make_supporter(referred_by_id=child.id, confirmed_at=utcnow())
     assert grandchild and referral_depth(campaign.id) == 3
     assert results(campaign.id)["funnel"]["newcomers"] == 1
+
+
+def test_the_page_title_is_the_mails_subject_with_the_first_name(app, client, db, smtp_sink):
+    from tests.factories import make_supporter
+
+    manager = auth()
+    ada = make_supporter("ada@example.org", name="Ada Lovelace")
+    response = client.post("/api/v1/campaigns", headers=manager, json={
+        "name": "p", "kind": "vote", "settings": PETITION,
+        "contents": {"en": {"subject": "{{first_name}}, will you sign?", "body": "[sign]({{action_url}})"}}})
+    launch(client, manager, response.get_json()["id"], app)
+    html = client.get(act_path(mails(smtp_sink)[ada.email])).get_data(as_text=True)
+    assert "<h1>Ada, will you sign?</h1>" in html and "{{" not in html
+    german = client.get(act_path(mails(smtp_sink)[ada.email]) + "?lang=de").get_data(as_text=True)
+    assert '<html lang="de">' in german and "Unterschreiben" in german
