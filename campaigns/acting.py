@@ -360,6 +360,14 @@ def note_join(email_normalized: str, ref: str | None, campaign_ref: str | None) 
     """
     if not ref or not campaign_ref or not campaign_ref.isdigit() or len(campaign_ref) > 9:
         return
+    try:
+        _note_join(email_normalized, ref, int(campaign_ref))
+    except Exception:  # noqa: BLE001 - the person has joined; a lost campaign credit must not become a 500
+        db.session.rollback()
+        log.exception("could not credit a join to campaign %s", campaign_ref)
+
+
+def _note_join(email_normalized: str, ref: str, campaign_id: int) -> None:
     row = db.session.execute(sa.select(Supporter.id, Supporter.joined_with_ref, Supporter.referred_by_id,
                                        Supporter.status)
                              .where(Supporter.email_normalized == email_normalized)).first()
@@ -370,14 +378,14 @@ def note_join(email_normalized: str, ref: str | None, campaign_ref: str | None) 
     if row.joined_with_ref != ref:
         db.session.commit()
         return
-    received = db.session.scalar(sa.select(Delivery.id).where(Delivery.campaign_id == int(campaign_ref),
+    received = db.session.scalar(sa.select(Delivery.id).where(Delivery.campaign_id == campaign_id,
                                                               Delivery.supporter_id == referrer_id).limit(1))
     if received is None:
         db.session.commit()
         return
     try:
         with db.session.begin_nested():
-            db.session.add(CampaignReferral(supporter_id=row.id, referrer_id=referrer_id, campaign_id=int(campaign_ref)))
+            db.session.add(CampaignReferral(supporter_id=row.id, referrer_id=referrer_id, campaign_id=campaign_id))
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
