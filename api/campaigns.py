@@ -12,7 +12,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from api import bp
 from api.auth import current_principal, require
-from campaigns import services
+from campaigns import kinds, results, services
 from campaigns.models import Campaign, CampaignKind, CampaignStatus
 from supporters.models import LANGUAGES
 from wsgi import db
@@ -50,6 +50,7 @@ class CampaignInSchema(_Strict):
     send_at = fields.AwareDateTime(allow_none=True, load_default=None, default_timezone=None)
     rate_per_minute = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1, max=1_000_000))
     respect_quiet_hours = fields.Boolean(load_default=False)
+    settings = fields.Dict(allow_none=True)  # kind-specific: campaigns.kinds, docs/actions.md
 
 
 class TestSendSchema(_Strict):
@@ -90,6 +91,7 @@ def dump(c: Campaign) -> dict[str, Any]:
         "rate_per_minute": c.rate_per_minute, "respect_quiet_hours": c.respect_quiet_hours,
         "created_at": c.created_at.isoformat(), "launched_at": c.launched_at.isoformat() if c.launched_at else None,
         "finished_at": c.finished_at.isoformat() if c.finished_at else None,
+        **kinds.describe(c),
     }
 
 
@@ -115,7 +117,7 @@ def list_campaigns():
 @require("manager")
 def create_campaign():
     data = CampaignInSchema().load(_json())
-    campaign = services.create_campaign(data, _actor())
+    campaign = services.create_campaign(data, _actor(), owner_email=current_principal().user.email)
     return dump(campaign), 201, {"Location": f"/api/v1/campaigns/{campaign.id}"}
 
 
@@ -129,8 +131,6 @@ def get_campaign(campaign_id: int):
 @require("manager")
 def update_campaign(campaign_id: int):
     data = CampaignInSchema(partial=True).load(_json())
-    if "kind" in data and data["kind"] != CampaignKind.ANNOUNCEMENT.value:
-        raise ValidationError({"kind": ["only 'announcement' campaigns can be sent yet"]})
     return dump(services.update_campaign(campaign_id, data, _actor()))
 
 
@@ -175,7 +175,9 @@ def cancel_campaign(campaign_id: int):
 @bp.get("/campaigns/<int:campaign_id>/stats")
 @require("viewer")
 def campaign_stats(campaign_id: int):
-    return services.stats(campaign_id)
+    stats = services.stats(campaign_id)
+    # Share/review/vote results (funnel, per-kind figures, k-factor): campaigns.results, issue 6.
+    return {**stats, "results": results.results(campaign_id, request.args.get("bucket", "day"))}
 
 
 @bp.post("/campaigns/bounces")

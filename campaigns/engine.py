@@ -26,10 +26,11 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from campaigns.audience import FREQUENCY_WINDOW, default_asks
-from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, SkipReason
+from campaigns.models import Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus, SkipReason
 from campaigns.render import PLACEHOLDERS, CompiledContent, message_id
 from campaigns.states import transition
 from campaigns.throttle import Throttle
+from campaigns.tracking import action_url, campaign_links, link_values
 from core.db import utcnow
 from core.errors import Conflict
 from core.mail import PermanentMailError, TransientMailError, get_transport
@@ -250,21 +251,22 @@ def _skip_reason(row, recipients: _Recipients, contents: dict, now: datetime, as
 
 
 def _placeholder_values(used: set[str], supporter_id: int, name: str | None, unsubscribe: str,
-                        delivery_id: int) -> dict[str, str]:
+                        delivery_id: int, action_page: bool = False) -> dict[str, str]:
     values = {"unsubscribe_url": unsubscribe}
     if "first_name" in used:
         values["first_name"] = (name or "").split(" ")[0] if name else ""
     if "preferences_url" in used:
         values["preferences_url"] = preferences_url(supporter_id)
     if "action_url" in used:
-        # Kinds with an action page (share/review/vote) will point this at /act/<token>.
-        values["action_url"] = preferences_url(supporter_id)
+        # Kinds with an action page (share/review/vote) point this at /act/<token> (campaigns.web).
+        values["action_url"] = action_url(delivery_id) if action_page else preferences_url(supporter_id)
     return values
 
 
 def compile_contents(campaign: Campaign) -> dict[str, CompiledContent]:
     sender = campaign.sender or current_app.config["MAIL_FROM"]
-    return {c.language: CompiledContent.compile(sender, c.subject, c.body) for c in campaign.contents}
+    links = campaign_links(campaign)  # every link is rewritten to /r/<token> (campaigns.tracking)
+    return {c.language: CompiledContent.compile(sender, c.subject, c.body, links) for c in campaign.contents}
 
 
 @job("campaigns")
@@ -278,6 +280,7 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
             if PLACEHOLDERS.index(p) in (*c.subject, *c.text, *c.html)}
     rate_per_minute = campaign.rate_per_minute
     quiet = campaign.respect_quiet_hours
+    action_page = campaign.kind != CampaignKind.ANNOUNCEMENT
     db.session.commit()
 
     transport = get_transport()
@@ -342,7 +345,9 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
                 continue
             content = contents[language]
             headers = unsubscribe_headers(supporter_id)
-            values = _placeholder_values(used, supporter_id, name, headers["List-Unsubscribe"][1:-1], delivery_id)
+            values = _placeholder_values(used, supporter_id, name, headers["List-Unsubscribe"][1:-1], delivery_id,
+                                         action_page)
+            values.update(link_values(delivery_id, content.slots))
             data = content.message(email, message_id(delivery_id, campaign_id, content.domain), values, headers)
             try:
                 transport.send(content.envelope_from, [email], data)

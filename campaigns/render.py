@@ -25,7 +25,7 @@ PLACEHOLDERS = ("first_name", "preferences_url", "unsubscribe_url", "action_url"
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 # A sentinel that Markdown and the sanitiser pass through untouched (letters and digits only).
 _SENTINEL = "zqzph{}zqz"
-_SENTINEL_RE = re.compile(r"zqzph(\d)zqz")
+_SENTINEL_RE = re.compile(r"zqzph(\d+)zqz")
 _LINK = re.compile(r"!?\[([^\]]*)\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
@@ -101,10 +101,21 @@ class CompiledContent:
     text: tuple[str | int, ...]
     html: tuple[str | int, ...]
     subject_static: str | None  # the encoded Subject when it has no placeholders
+    # Slot names: PLACEHOLDERS, then one "link:<id>" per tracked link (campaigns.tracking); the
+    # defaults are used when a value is missing (preview and test mails show the original URL).
+    slots: tuple[str, ...] = PLACEHOLDERS
+    defaults: tuple[str, ...] = ("",) * len(PLACEHOLDERS)
 
     @classmethod
-    def compile(cls, sender: str, subject: str, body: str) -> CompiledContent:
+    def compile(cls, sender: str, subject: str, body: str, links: dict[str, str] | None = None) -> CompiledContent:
+        """`links` maps each URL to track to its slot name: those links in the body are rewritten."""
         check_placeholders({"subject": subject, "body": body})
+        slots, defaults = PLACEHOLDERS, ("",) * len(PLACEHOLDERS)
+        if links:
+            from campaigns.tracking import link_sentinels
+
+            body, extra = link_sentinels(body, links, len(PLACEHOLDERS), _SENTINEL)
+            slots, defaults = slots + tuple(extra.values()), defaults + tuple(extra)
         address = parseaddr(sender)[1]
         name = parseaddr(sender)[0]
         domain = address.rpartition("@")[2] or "localhost"
@@ -113,17 +124,21 @@ class CompiledContent:
         return cls(sender=formataddr((name, address), charset="utf-8") if name else address,
                    envelope_from=address, domain=domain, subject=subject_parts,
                    text=_split(markdown_to_text(_to_sentinels(body))),
-                   html=_split(markdown_to_html(_to_sentinels(body))), subject_static=static)
+                   html=_split(markdown_to_html(_to_sentinels(body))), subject_static=static,
+                   slots=slots, defaults=defaults)
+
+    def _values(self, values: dict[str, str]) -> tuple[str, ...]:
+        return tuple(values.get(p, d) for p, d in zip(self.slots, self.defaults, strict=True))
 
     def render(self, values: dict[str, str]) -> tuple[str, str, str]:
         """Subject, plain text and HTML for one supporter (values by placeholder name)."""
-        plain = tuple(values.get(p, "") for p in PLACEHOLDERS)
+        plain = self._values(values)
         escaped = tuple(html.escape(v, quote=True) for v in plain)
         return _fill(self.subject, plain), _fill(self.text, plain), _fill(self.html, escaped)
 
     def message(self, to: str, message_id: str, values: dict[str, str], headers: dict[str, str]) -> bytes:
         """The finished RFC 5322 message as bytes."""
-        plain = tuple(values.get(p, "") for p in PLACEHOLDERS)
+        plain = self._values(values)
         escaped = tuple(html.escape(v, quote=True) for v in plain)
         subject = self.subject_static or _encode_header(_fill(self.subject, plain))
         boundary = "=_sp_" + message_id.strip("<>").replace("@", "_")

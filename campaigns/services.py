@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from campaigns import audience
+from campaigns import audience, kinds
 from campaigns.engine import compile_contents, enqueue_pending, suppress_hashes
 from campaigns.models import (
     Campaign,
@@ -97,15 +97,18 @@ def _apply(campaign: Campaign, data: dict[str, Any]) -> None:
         campaign.kind = CampaignKind(data["kind"])
 
 
-def create_campaign(data: dict[str, Any], actor: dict | None = None) -> Campaign:
-    if data.get("kind", "announcement") != CampaignKind.ANNOUNCEMENT:
-        raise ValidationFailed({"kind": ["only 'announcement' campaigns can be sent yet"]})
-    campaign = Campaign(name=data["name"], kind=CampaignKind.ANNOUNCEMENT, status=S.DRAFT)
-    _apply(campaign, data)
-    db.session.add(campaign)
-    db.session.flush()
-    _audit("campaign.create", campaign.id, actor)
-    db.session.commit()
+def create_campaign(data: dict[str, Any], actor: dict | None = None, owner_email: str | None = None) -> Campaign:
+    campaign = Campaign(name=data["name"], kind=CampaignKind(data.get("kind", "announcement")), status=S.DRAFT)
+    try:
+        _apply(campaign, data)
+        db.session.add(campaign)
+        db.session.flush()
+        kinds.apply(campaign, data, owner_email)  # share/review/vote settings and the review rules
+        _audit("campaign.create", campaign.id, actor)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
     return campaign
 
 
@@ -115,6 +118,7 @@ def update_campaign(campaign_id: int, data: dict[str, Any], actor: dict | None =
         raise Conflict(f"only a draft can be edited; this campaign is {campaign.status.value}")
     try:
         _apply(campaign, data)
+        kinds.apply(campaign, data)
         _audit("campaign.update", campaign.id, actor)
         db.session.commit()
     except Exception:
@@ -181,6 +185,7 @@ def check_launchable(campaign: Campaign, audience_languages: bool = True) -> Non
         check_placeholders({f"contents.{content.language}.subject": content.subject,
                             f"contents.{content.language}.body": content.body})
     audience.validate_audience(campaign.audience_filter, campaign.exclude_filter)
+    kinds.check_launchable(campaign)
     if audience_languages:
         _refuse_missing_languages(audience.audience_languages_without_content(campaign, languages))
 

@@ -1,7 +1,160 @@
-"""Placeholder: filled in by its feature issue."""
+"""Action pages `GET|POST /act/<token>` and the tracked-link redirect `GET /r/<token>`.
 
-from flask import Flask
+Server-rendered, no JavaScript needed, German and English, one or two taps on a phone. A GET only
+shows (and counts the open as a click); POST acts. The signed, purpose-bound token in the URL is
+the credential (as for confirm/unsubscribe), so these forms need no CSRF cookie. The rules live in
+campaigns.acting; this module translates between HTTP and those services.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request
+from werkzeug.exceptions import TooManyRequests
+
+from campaigns import acting, kinds, tracking
+from campaigns.i18n import t
+from campaigns.render import _PLACEHOLDER
+from campaigns.review_rules import needs_disclosure
+from core.errors import ValidationFailed
+from core.signing import InvalidToken
+from supporters.i18n import negotiate
+from supporters.models import LANGUAGES
+from wsgi import csrf, limiter
+
+bp = Blueprint("actions", __name__, template_folder="templates")
+
+
+def _act_limit() -> str:
+    # Public petition signatures (and every other POST here) are rate limited per address.
+    return current_app.config.get("ACT_RATE_LIMIT", "30 per minute;300 per hour")
+
+
+@bp.before_request
+def _language() -> None:
+    requested = request.args.get("lang")
+    g.lang = requested if requested in LANGUAGES else negotiate(None, request.accept_languages)
+
+
+@bp.context_processor
+def _translations() -> dict:
+    return {"_": lambda key, **values: t(key, g.get("lang", "en"), **values), "languages": LANGUAGES}
+
+
+def _problem(status: int, message_key: str, errors: dict | None = None):
+    return render_template("actions/problem.html", lang=g.lang, message=t(message_key, g.lang),
+                           errors=errors or {}), status
+
+
+def _set_language(ctx: acting.ActContext) -> None:
+    requested = request.args.get("lang")
+    g.lang = requested if requested in LANGUAGES else (ctx.supporter.language if ctx.supporter.language in LANGUAGES
+                                                       else "en")
+
+
+def _page(ctx: acting.ActContext, token: str, status: int = 200, errors: dict | None = None, **extra):
+    campaign, cfg = ctx.campaign, ctx.config
+    content = campaign.content_for(ctx.supporter.language) or (campaign.contents[0] if campaign.contents else None)
+    context = {"lang": g.lang, "token": token, "heading": _heading(ctx, content.subject if content else campaign.name),
+               "errors": errors or {}, "config": cfg, **extra}
+    if campaign.kind.value == "share":
+        context.update(template="share", networks=cfg.get("networks", list(kinds.NETWORKS)),
+                       text=extra.get("text") or acting.share_text(ctx, g.lang))
+    elif campaign.kind.value == "review":
+        kind = ctx.supporter.kind.value
+        context.update(template="review", destinations=acting.review_destinations(ctx),
+                       disclosure=needs_disclosure(kind), supporter_kind=kind)
+    elif acting.is_petition(ctx):
+        vote, _options = acting.current_vote(ctx)
+        context.update(template="petition", signed=vote is not None, comment=vote.comment if vote else None,
+                       count=acting.signature_count(campaign.id), goal=cfg.get("goal"),
+                       comment_max=cfg.get("comment_max", kinds.DEFAULT_COMMENT_MAX))
+    else:
+        vote, options = acting.current_vote(ctx)
+        closes = kinds.parse_time(cfg.get("closes_at"))
+        context.update(template="poll", voted=vote is not None, chosen=extra.get("chosen", options),
+                       closed=kinds.poll_closed(campaign, cfg), closes=closes.strftime("%Y-%m-%d %H:%M UTC")
+                       if closes else None, multiple=bool(cfg.get("multiple")))
+    return render_template(f"actions/{context['template']}.html", **context), status
+
+
+def _heading(ctx: acting.ActContext, subject: str) -> str:
+    """The mail's subject as the page title, with {{first_name}} filled and other placeholders dropped."""
+    first = (ctx.supporter.name or "").split(" ")[0]
+    return _PLACEHOLDER.sub(lambda m: first if m.group(1) == "first_name" else "", subject).strip()
+
+
+@bp.route("/act/<token>", methods=["GET", "POST"])
+@limiter.limit(_act_limit, methods=["POST"])
+def act(token: str):
+    try:
+        ctx = acting.open_page(token)
+    except InvalidToken:
+        return _problem(404, "problem.link")
+    _set_language(ctx)
+    if request.method == "GET":
+        acting.record_open(ctx)  # a click, never an action: mail scanners open every link
+        return _page(ctx, token)
+    form = request.form
+    try:
+        kind = ctx.campaign.kind.value
+        if kind == "share":
+            target = acting.share(ctx, form.get("network", ""), form.get("text"))
+            if target is None:
+                return _page(ctx, token, copied=True, shared_url=acting.shared_url(ctx), text=form.get("text"))
+            return redirect(target, 303)
+        if kind == "review":
+            acting.confirm_review(ctx, form.get("site", ""), form.get("review_url"))
+            return _page(ctx, token, done=True)
+        if acting.is_petition(ctx):
+            acting.sign(ctx, form.get("comment"))
+            return _page(ctx, token, done=True)
+        outcome = acting.vote(ctx, form.getlist("option"))
+        return _page(ctx, token, done=True, outcome=outcome)
+    except ValidationFailed as exc:
+        return _page(ctx, token, 422, errors=exc.errors, text=form.get("text"),
+                     chosen=[int(x) for x in form.getlist("option") if x.isdigit()])
+    except acting.AlreadyDone:
+        return _problem(409, "problem.already")
+    except acting.Closed:
+        return _problem(409, "problem.closed")
+
+
+@bp.get("/r/<token>")
+def follow(token: str):
+    try:
+        target = tracking.follow(token)
+    except InvalidToken:
+        return _problem(404, "problem.link")
+    return redirect(target, 302)
+
+
+@bp.errorhandler(TooManyRequests)
+def _too_many(exc: TooManyRequests):
+    response = exc.get_response()
+    body = render_template("actions/problem.html", lang=g.get("lang", "en"), message=t("limit.body", g.get("lang", "en")),
+                           errors={})
+    response.set_data(body)
+    response.mimetype = "text/html"
+    return response
+
+
+@bp.after_request
+def _headers(response):
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "form-action 'self' https: mailto:; base-uri 'none'; object-src 'none'; frame-ancestors 'self'")
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # The URL carries the supporter's token: never send it to the sites we redirect to.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    response.vary.add("Accept-Language")
+    return response
 
 
 def init_app(app: Flask) -> None:
-    """Register nothing yet."""
+    app.register_blueprint(bp)
+    csrf.exempt(bp)
+    from campaigns.cli_actions import register
+
+    register(app)

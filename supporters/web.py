@@ -96,6 +96,10 @@ def join():
     except ValidationFailed:  # an interest was withdrawn while the form was open
         form.fail("interests", t("error.interests.invalid", g.lang))
         return _join_page(form, 422)
+    # Issue 6: credit the campaign whose share link brought a newcomer (campaigns.acting).
+    from campaigns.acting import note_join
+
+    note_join(data["email"].strip().lower(), data["ref"], request.form.get("c"))
     # The same answer whatever the outcome: nobody learns whether an address is already known.
     return _page("joined.html")
 

@@ -78,7 +78,8 @@ def test_a_viewer_may_read_but_not_create(client, viewer, db):
     ({"audience": {"filter": {"all": []}}}, "audience.filter.all"),
     ({"send_at": "2001-01-01T00:00:00+00:00"}, "send_at"),
     ({"surprise": 1}, "surprise"),
-    ({"kind": "vote"}, "kind"),
+    ({"kind": "vote"}, "settings"),  # a vote campaign needs its settings (campaigns.kinds)
+    ({"kind": "poster"}, "kind"),
     ({"contents": {"fr": {"subject": "x", "body": "y"}}}, "contents.fr.key"),
     ({"rate_per_minute": 0}, "rate_per_minute"),
 ])
