@@ -13,9 +13,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 
 from core.errors import ValidationFailed
-from supporters.models import LANGUAGES, Supporter, SupporterKind, SupporterStatus, Tag, supporter_tags
+from supporters.models import (
+    LANGUAGES,
+    ConsentAction,
+    ConsentEvent,
+    Supporter,
+    SupporterKind,
+    SupporterStatus,
+    Tag,
+    supporter_tags,
+)
 
 MAX_DEPTH = 8
 MAX_NODES = 100
@@ -104,11 +114,27 @@ def _has_tag(tag_id: int) -> sa.ColumnElement[bool]:
     return sa.exists().where(supporter_tags.c.tag_id == tag_id, supporter_tags.c.supporter_id == Supporter.id)
 
 
+def _on_postgresql() -> bool:
+    from wsgi import db
+
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
 def _tags(c: _Compiler, op, value, path):
     ops = ("has", "has_any", "has_all", "has_none")
     if op not in ops:
         c.fail(f"{path}.op", f"unknown operator {op!r} for tags; use one of {', '.join(ops)}")
     ids = _tag_ids(c, value, path)
+    if _on_postgresql():
+        # The trigger-maintained integer[] with its GIN index (see supporters.models): one bitmap
+        # scan instead of a semi-join; bench/api.py measures the two forms against each other.
+        array = sa.cast(sa.literal(ids, sa.ARRAY(sa.Integer)), sa.ARRAY(sa.Integer))
+        column = Supporter.tag_ids.expression
+        if op in ("has", "has_any"):
+            return column.op("&&")(array) if len(ids) > 1 else column.op("@>")(array)
+        if op == "has_all":
+            return column.op("@>")(array)
+        return sa.not_(sa.func.coalesce(column.op("&&")(array), sa.false()))
     if op in ("has", "has_any"):
         return sa.exists().where(supporter_tags.c.tag_id.in_(ids), supporter_tags.c.supporter_id == Supporter.id) \
             if len(ids) > 1 else _has_tag(ids[0])
@@ -151,6 +177,30 @@ def _number_field(column, minimum: float, maximum: float):
     return compile_
 
 
+_PURPOSE_MAX = 40
+
+
+def _referrals(c: _Compiler, op, value, path):
+    """How many supporters this one brought (people who joined through the personal link)."""
+    referred = sa.orm.aliased(Supporter)
+    count = (sa.select(sa.func.count()).select_from(referred)
+             .where(referred.referred_by_id == Supporter.id).scalar_subquery())
+    return _number_field(count, 0, 1e9)(c, op, value, path)
+
+
+def _consent(c: _Compiler, op, value, path):
+    """Whether the latest consent event for a purpose grants it (granted/confirmed, not withdrawn)."""
+    if op not in ("given", "not_given"):
+        c.fail(f"{path}.op", f"unknown operator {op!r} for consent; use given or not_given")
+    if not isinstance(value, str) or not value or len(value) > _PURPOSE_MAX:
+        c.fail(f"{path}.value", f"must be a purpose name of at most {_PURPOSE_MAX} characters")
+    latest = (sa.select(ConsentEvent.action)
+              .where(ConsentEvent.supporter_id == Supporter.id, ConsentEvent.purpose == value)
+              .order_by(ConsentEvent.id.desc()).limit(1).scalar_subquery())
+    given = latest.in_([ConsentAction.GRANTED.value, ConsentAction.CONFIRMED.value])
+    return given if op == "given" else sa.not_(sa.func.coalesce(given, sa.false()))
+
+
 FIELDS = {
     "status": _choice_field(Supporter.status, tuple(s.value for s in SupporterStatus)),
     "kind": _choice_field(Supporter.kind, tuple(k.value for k in SupporterKind)),
@@ -159,6 +209,15 @@ FIELDS = {
     "tags": _tags,
     "joined": _joined,
     "engagement": _number_field(Supporter.engagement_score, 0, 1e9),
+    "referrals": _referrals,
+    "consent": _consent,
+}
+
+# Operators per field, for documentation and the OpenAPI description.
+OPERATORS = {
+    "status": _EQUALITY_OPS, "kind": _EQUALITY_OPS, "language": _EQUALITY_OPS, "country": _EQUALITY_OPS,
+    "tags": ("has", "has_any", "has_all", "has_none"), "joined": ("before", "after", "between"),
+    "engagement": (*_ORDER_OPS, "eq"), "referrals": (*_ORDER_OPS, "eq"), "consent": ("given", "not_given"),
 }
 
 
