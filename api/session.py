@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import g, jsonify
+from flask import jsonify
 from flask_limiter.util import get_remote_address
 from flask_login import login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 from marshmallow import fields, validate
 
 from api import bp
-from api.auth import Principal, current_principal, require
+from api.auth import Principal, current_principal, require, set_principal
 from api.conventions import audit, load_json
 from api.errors import problem
 from api.openapi import doc
@@ -56,10 +56,11 @@ def sign_in():
         return problem(401, "Unauthorized", "wrong email or password")
     user.last_login_at = utcnow()
     login_user(user)
-    g.principal = Principal(user=user, role=user.role)
+    principal = Principal(user=user, role=user.role)
+    set_principal(principal)
     audit("session.sign_in", "user", user.id)
     db.session.commit()
-    return jsonify(_session_out(g.principal))
+    return jsonify(_session_out(principal))
 
 
 def _verify_dummy(password: str) -> None:
