@@ -124,18 +124,28 @@ def tag_members(tag_ids: list[int], where: sa.ColumnElement[bool]) -> int:
         already = sa.exists().where(supporter_tags.c.tag_id == tag_id, supporter_tags.c.supporter_id == Supporter.id)
         select = (sa.select(sa.literal(tag_id, sa.Integer), Supporter.id)
                   .where(where, Supporter.status != SupporterStatus.ERASED, ~already))
-        result = db.session.execute(supporter_tags.insert().from_select(["tag_id", "supporter_id"], select))
-        added += max(result.rowcount or 0, 0)
+        added += _written(supporter_tags.insert().from_select(["tag_id", "supporter_id"], select))
     return added
+
+
+def _written(statement) -> int:
+    """Run an INSERT/DELETE and return how many rows it wrote.
+
+    psycopg reports no rowcount for these statements once the tag trigger has run (-1), so on
+    PostgreSQL the statement becomes a data-modifying CTE whose RETURNING rows are counted.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        cte = statement.returning(sa.literal(1)).cte("written")
+        return db.session.scalar(sa.select(sa.func.count()).select_from(cte))
+    return max(db.session.execute(statement).rowcount or 0, 0)
 
 
 def untag_members(tag_ids: list[int], where: sa.ColumnElement[bool]) -> int:
     if not tag_ids:
         return 0
-    result = db.session.execute(supporter_tags.delete().where(
+    return _written(supporter_tags.delete().where(
         supporter_tags.c.tag_id.in_(tag_ids),
         supporter_tags.c.supporter_id.in_(sa.select(Supporter.id).where(where))))
-    return max(result.rowcount or 0, 0)
 
 
 def get_supporter(supporter_id: int) -> Supporter:

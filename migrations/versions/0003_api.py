@@ -71,6 +71,8 @@ def upgrade():
         batch_op.create_index('ix_supporters_tag_ids', ['tag_ids'], unique=False, postgresql_using='gin')
 
     if op.get_bind().dialect.name == 'postgresql':
+        # Never NULL in practice (a NULL would make "not tagged" unknown instead of true).
+        op.execute("ALTER TABLE supporters ALTER COLUMN tag_ids SET DEFAULT '{}'")
         op.execute(SYNC_FUNCTION)
         op.execute("CREATE TRIGGER supporter_tags_sync_insert AFTER INSERT ON supporter_tags "
                    "REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION supporter_tags_sync()")
