@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from core.accounts import create_token, create_user
 
 
@@ -42,11 +40,6 @@ class ApiCaller:
 
     def delete(self, path, role="admin", **kw):
         return self.call("DELETE", path, role, **kw)
-
-
-@pytest.fixture
-def api(app, db):
-    return ApiCaller(app, db)
 
 
 def assert_problem(response, status: int, field: str | None = None) -> dict:

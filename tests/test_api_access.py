@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from core.accounts import ApiToken, create_token, create_user
 from core.db import utcnow
-from tests.api_support import api, assert_problem  # noqa: F401 - fixture
+from tests.api_support import ApiCaller, assert_problem
 
 # (method, path, minimum role); {id} is replaced by an id that exists or not: the role check comes first.
 ENDPOINTS = [
@@ -47,6 +47,11 @@ ENDPOINTS = [
 RANK = {"viewer": 1, "manager": 2, "admin": 3}
 
 
+@pytest.fixture
+def api(app, db):
+    return ApiCaller(app, db)
+
+
 @pytest.mark.parametrize("method, path, needed", ENDPOINTS)
 @pytest.mark.parametrize("role", ["viewer", "manager", "admin"])
 def test_each_role_is_refused_what_it_may_not_do(api, db, method, path, needed, role):
@@ -74,7 +79,7 @@ def test_every_api_route_is_in_the_role_table_or_public(app):
         if rule.endpoint.startswith(("api.campaign", "api.job")):
             continue  # their module keeps its own role table
         path = rule.rule
-        for arg in rule.arguments:
+        for _arg in rule.arguments:
             path = path.replace(path[path.index("<"):path.index(">") + 1], "<id>")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             if (method, path) in {("POST", "/api/v1/session"), ("DELETE", "/api/v1/session")}:

@@ -1,15 +1,28 @@
 """Supporters through the API: list, filter, page, create, change, tag, ledger, export, erase."""
 
+import pytest
 import sqlalchemy as sa
 
 from core.accounts import AuditEvent
 from core.queues import get_queue
-from supporters.models import ConsentEvent, Supporter, SupporterStatus, Suppression, email_hash, supporter_tags
-from tests.api_support import api, assert_problem  # noqa: F401 - fixture
+from supporters.models import (
+    ConsentEvent,
+    Supporter,
+    SupporterStatus,
+    Suppression,
+    email_hash,
+    supporter_tags,
+)
+from tests.api_support import ApiCaller, assert_problem
 from tests.factories import make_supporter, make_tag
 
 EVIDENCE = {"obtained_at": "2026-01-15T10:00:00Z", "how": "signed the paper form at the trade fair",
             "text": "Yes, you may ask me to support the company.", "text_version": "v3"}
+
+
+@pytest.fixture
+def api(app, db):
+    return ApiCaller(app, db)
 
 
 def test_creating_with_consent_evidence_makes_an_active_supporter_with_a_ledger_entry(api, db):
