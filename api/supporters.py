@@ -93,7 +93,7 @@ class SupporterQuery(PageQuery):
     country = Country()
     joined_after = fields.AwareDateTime(default_timezone=UTC, metadata={"description": "created at or after"})
     joined_before = fields.AwareDateTime(default_timezone=UTC, metadata={"description": "created before"})
-    referred_by = Id(metadata={"description": "id of the supporter who referred them"})
+    referred_by = Id(strict=False, metadata={"description": "id of the supporter who referred them"})
     q = Text(max=100, min=1, metadata={"description": "text search in name and email (contains, case-insensitive)"})
 
 

@@ -68,7 +68,7 @@ class TokenIn(ApiSchema):
 
 
 class TokenQuery(PageQuery):
-    user_id = Id()
+    user_id = Id(strict=False)
     revoked = fields.Boolean()
 
 
