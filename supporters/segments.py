@@ -110,8 +110,14 @@ def _tag_ids(c: _Compiler, value, path) -> list[int]:
     return sorted(ids | set(found.values()))
 
 
+def _tagged(ids: list[int]) -> sa.ColumnElement[bool]:
+    # IN (subquery) rather than a correlated EXISTS: SQLite then reads the tag's range of the
+    # WITHOUT ROWID (tag_id, supporter_id) key once and looks supporters up by primary key.
+    return Supporter.id.in_(sa.select(supporter_tags.c.supporter_id).where(supporter_tags.c.tag_id.in_(ids)))
+
+
 def _has_tag(tag_id: int) -> sa.ColumnElement[bool]:
-    return sa.exists().where(supporter_tags.c.tag_id == tag_id, supporter_tags.c.supporter_id == Supporter.id)
+    return _tagged([tag_id])
 
 
 def _on_postgresql() -> bool:
@@ -136,11 +142,10 @@ def _tags(c: _Compiler, op, value, path):
             return column.op("@>")(array)
         return sa.not_(sa.func.coalesce(column.op("&&")(array), sa.false()))
     if op in ("has", "has_any"):
-        return sa.exists().where(supporter_tags.c.tag_id.in_(ids), supporter_tags.c.supporter_id == Supporter.id) \
-            if len(ids) > 1 else _has_tag(ids[0])
+        return _tagged(ids)
     if op == "has_all":
         return sa.and_(*[_has_tag(i) for i in ids])
-    return sa.not_(sa.exists().where(supporter_tags.c.tag_id.in_(ids), supporter_tags.c.supporter_id == Supporter.id))
+    return sa.not_(_tagged(ids))
 
 
 def _parse_datetime(c: _Compiler, value, path) -> datetime:
