@@ -45,7 +45,10 @@ def _from_bearer(header: str) -> Principal:
     scheme, _, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         raise AuthProblem(401, "use 'Authorization: Bearer <token>'")
-    token = verify_token(raw.strip())
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isprintable():  # never hand control bytes to the database
+        raise AuthProblem(401, "the token is unknown, revoked or expired")
+    token = verify_token(raw)
     if token is None:
         raise AuthProblem(401, "the token is unknown, revoked or expired")
     now = utcnow()

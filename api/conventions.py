@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 
 from api.auth import current_principal
 from core.accounts import record_audit
-from core.errors import DomainError
+from core.errors import DomainError, ValidationFailed
 
 
 class MalformedJson(DomainError):
@@ -34,6 +35,7 @@ class PreconditionFailed(DomainError):
     title = "Precondition failed"
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 MAX_BODY = 1_000_000  # a request body beyond 1 MB is certainly not a supporter or a segment
 
 
@@ -46,9 +48,25 @@ def json_body() -> Any:
     raw = request.get_data(cache=True)
     try:
         # parse_constant: NaN and Infinity are not JSON, though Python's parser accepts them.
-        return json.loads(raw or b"null", parse_constant=_reject_constant)
+        data = json.loads(raw or b"null", parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise MalformedJson(f"the body is not valid JSON: {exc}") from None
+    _check_strings(data, "body")
+    return data
+
+
+def _check_strings(value: Any, path: str) -> None:
+    """Refuse text no database can store: NUL characters and unpaired UTF-16 surrogates."""
+    if isinstance(value, str):
+        if _UNSTORABLE.search(value):
+            raise ValidationFailed({path: ["must not contain NUL characters or unpaired surrogates"]})
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key, path)
+            _check_strings(item, f"{key}" if path == "body" else f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_strings(item, f"{path}[{i}]")
 
 
 def _reject_constant(name: str):

@@ -149,7 +149,50 @@ def build_spec(app) -> dict:
 @bp.get("/openapi.json")
 @doc("This OpenAPI document", tag="Meta", public=True)
 def openapi_document():
-    document = current_app.extensions.get("api_openapi")
-    if document is None:  # built once per process: the routes do not change after start-up
-        document = current_app.extensions["api_openapi"] = build_spec(current_app)
-    return Response(json.dumps(document), mimetype="application/json")
+    # Built once per process: the routes do not change after start-up.
+    return Response(json.dumps(_document(current_app)), mimetype="application/json")
+
+
+def _document(app) -> dict:
+    document = app.extensions.get("api_openapi")
+    if document is None:
+        document = app.extensions["api_openapi"] = build_spec(app)
+    return document
+
+
+_PAGE = """<!doctype html><html lang="en"><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}
+h2{{margin-top:2rem;border-bottom:1px solid #ddd}}section{{margin:1rem 0;padding:.5rem 1rem;background:#f7f7f7}}
+code,pre{{font:13px ui-monospace,monospace}}pre{{white-space:pre-wrap;background:#fff;padding:.5rem}}
+.m{{display:inline-block;min-width:4.5rem;font-weight:bold}}details summary{{cursor:pointer}}</style>
+<h1>{title}</h1><p>{description} The machine-readable contract: <a href="openapi.json">openapi.json</a>.</p>
+{body}</html>"""
+
+
+@bp.get("/docs")
+@doc("This API, as a readable page (no JavaScript, no CDN)", tag="Meta", public=True)
+def openapi_page():
+    from markupsafe import escape
+
+    document = _document(current_app)
+    schemas = document["components"]["schemas"]
+    by_tag: dict[str, list[str]] = {}
+    for path, operations in document["paths"].items():
+        for method, op in operations.items():
+            params = "".join(f"<li><code>{escape(p['name'])}</code> ({escape(p['in'])}"
+                             f"{', required' if p.get('required') else ''}) {escape(p.get('description', ''))}</li>"
+                             for p in op.get("parameters", []))
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            ref = body.get("$ref", "").rsplit("/", 1)[-1]
+            body_html = (f"<details><summary>Body: <code>{escape(ref)}</code></summary><pre>"
+                         f"{escape(json.dumps(schemas.get(ref, body), indent=2))}</pre></details>") if body else ""
+            codes = ", ".join(escape(c) for c in op["responses"])
+            by_tag.setdefault(op["tags"][0], []).append(
+                f"<section><p><span class=m>{method.upper()}</span><code>{escape(path)}</code> — "
+                f"{escape(op['summary'])}</p><p>{escape(op.get('description', ''))}</p>"
+                f"{'<ul>' + params + '</ul>' if params else ''}{body_html}<p>Responses: {codes}</p></section>")
+    body = "".join(f"<h2>{escape(tag)}</h2>{''.join(items)}" for tag, items in sorted(by_tag.items()))
+    page = _PAGE.format(title=escape(document["info"]["title"]),
+                        description=escape(document["info"].get("description", "")), body=body)
+    return Response(page, mimetype="text/html")

@@ -11,9 +11,13 @@ from functools import cache
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-# Database ids: positive 64-bit integers (bigger numbers cannot name a row; PostgreSQL would overflow).
+# Database ids are positive; bigger numbers than the column holds cannot name a row (and PostgreSQL
+# would raise an overflow instead of finding nothing). BigInteger keys (supporters, consent events,
+# audit events): 64 bits; Integer keys (tags, segments, users, tokens): 32 bits.
 MAX_ID = 2**63 - 1
+MAX_INT_ID = 2**31 - 1
 ID_RULE = f"int(min=1, max={MAX_ID})"  # URL converter: f"/supporters/<{ID_RULE}:supporter_id>"
+INT_ID_RULE = f"int(min=1, max={MAX_INT_ID})"  # for the 32-bit keys: f"/tags/<{INT_ID_RULE}:tag_id>"
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -44,9 +48,11 @@ class Text(fields.String):
 
 
 class Id(fields.Integer):
-    def __init__(self, **kwargs):
+    """A row id in a body or query; `maximum=MAX_INT_ID` for the 32-bit keys."""
+
+    def __init__(self, maximum: int = MAX_ID, **kwargs):
         kwargs.setdefault("strict", True)
-        kwargs.setdefault("validate", validate.Range(min=1, max=MAX_ID))
+        kwargs.setdefault("validate", validate.Range(min=1, max=maximum))
         super().__init__(**kwargs)
 
 

@@ -12,14 +12,14 @@ from api.conventions import audit, check_if_match, etag_for, load_json, load_que
 from api.idempotency import idempotent
 from api.openapi import doc
 from api.pagination import keyset_page
-from api.schemas import ID_RULE, ApiSchema, PageQuery, Text, page_of
+from api.schemas import INT_ID_RULE, ApiSchema, PageQuery, Text, page_of
 from api.supporters import SupporterOut, dump_supporters
 from core.errors import Conflict, NotFound
 from supporters.models import Segment, Supporter
 from supporters.segments import FIELDS, OPERATORS, compile_filter
 from wsgi import db
 
-GID = f"<{ID_RULE}:segment_id>"
+GID = f"<{INT_ID_RULE}:segment_id>"
 LANGUAGE_HELP = (
     "A node is `{\"all\": [node, …]}`, `{\"any\": [node, …]}`, `{\"not\": node}` or "
     "`{\"field\": F, \"op\": OP, \"value\": V}`. Fields and operators: "

@@ -17,7 +17,7 @@ from api.conventions import audit, check_if_match, etag_for, load_json, load_que
 from api.idempotency import idempotent
 from api.openapi import doc
 from api.pagination import keyset_page
-from api.schemas import ID_RULE, ApiSchema, Id, PageQuery, Text, page_of
+from api.schemas import ID_RULE, MAX_INT_ID, ApiSchema, Id, PageQuery, Text, page_of
 from core.queues import get_queue
 from supporters import manage
 from supporters.models import (
@@ -134,7 +134,7 @@ class SupporterPatch(ApiSchema):
 
 class TaggingIn(ApiSchema):
     supporter_ids = fields.List(Id(), validate=validate.Length(min=1, max=1000))
-    segment_id = Id()
+    segment_id = Id(MAX_INT_ID)
     filter = fields.Dict(metadata={"description": "a segment definition (see POST /segments/preview)"})
     add = fields.List(Text(max=80, min=1), validate=validate.Length(max=50))
     remove = fields.List(Text(max=80, min=1), validate=validate.Length(max=50))

@@ -12,13 +12,13 @@ from api.conventions import audit, check_if_match, etag_for, load_json, load_que
 from api.idempotency import idempotent
 from api.openapi import doc
 from api.pagination import keyset_page
-from api.schemas import ID_RULE, ApiSchema, PageQuery, Text, page_of
+from api.schemas import INT_ID_RULE, ApiSchema, PageQuery, Text, page_of
 from core.errors import NotFound
 from supporters import manage
 from supporters.models import Tag, supporter_tags
 from wsgi import db
 
-TID = f"<{ID_RULE}:tag_id>"
+TID = f"<{INT_ID_RULE}:tag_id>"
 
 
 class TagOut(ApiSchema):

@@ -14,15 +14,15 @@ from api.conventions import audit, load_json, load_query
 from api.idempotency import idempotent
 from api.openapi import doc
 from api.pagination import keyset_page
-from api.schemas import ID_RULE, ApiSchema, Id, PageQuery, Text, page_of
+from api.schemas import INT_ID_RULE, MAX_INT_ID, ApiSchema, Id, PageQuery, Text, page_of
 from core.accounts import AdminUser, ApiToken, Role, create_token, create_user
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
 from wsgi import db
 
 ROLES = [r.value for r in Role]
-UID = f"<{ID_RULE}:user_id>"
-KID = f"<{ID_RULE}:token_id>"
+UID = f"<{INT_ID_RULE}:user_id>"
+KID = f"<{INT_ID_RULE}:token_id>"
 
 
 class UserOut(ApiSchema):
@@ -61,14 +61,14 @@ class NewTokenOut(TokenOut):
 
 
 class TokenIn(ApiSchema):
-    user_id = Id(metadata={"description": "whom the token acts for (default: you)"})
+    user_id = Id(MAX_INT_ID, metadata={"description": "whom the token acts for (default: you)"})
     name = Text(required=True, min=1, max=100)
     role = fields.String(validate=validate.OneOf(ROLES), metadata={"description": "at most the user's role"})
     expires_in_days = fields.Integer(strict=True, validate=validate.Range(min=1, max=3650))
 
 
 class TokenQuery(PageQuery):
-    user_id = Id(strict=False)
+    user_id = Id(MAX_INT_ID, strict=False)
     revoked = fields.Boolean()
 
 

@@ -99,6 +99,8 @@ def _tag_ids(c: _Compiler, value, path) -> list[int]:
     from wsgi import db
 
     ids = {n for n in names if isinstance(n, int)}
+    if any(not 1 <= i <= 2**31 - 1 for i in ids):  # tags.id is a 32-bit key
+        c.fail(f"{path}.value", "a tag id must be between 1 and 2147483647")
     by_name = [n for n in names if isinstance(n, str)]
     found = dict(db.session.execute(sa.select(Tag.name, Tag.id).where(Tag.name.in_(by_name))).all()) if by_name else {}
     missing = [n for n in by_name if n not in found]

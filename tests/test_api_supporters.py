@@ -206,3 +206,13 @@ def test_delete_erases_the_person_keeps_counts_and_audits_without_personal_data(
     assert_problem(api.patch(f"/supporters/{person.id}", {"name": "Back"}), 409)
     assert_problem(api.post("/supporters", {"email": "erase.me@example.org", "consent": EVIDENCE}), 409)
     assert db.session.get(Supporter, person.id).status is SupporterStatus.ERASED
+
+
+def test_text_no_database_can_store_is_refused_with_its_path(api, db):
+    body = '{"email": "a@example.org", "name": "Ada\\u0000"}'
+    assert_problem(api.post("/supporters", data=body, content_type="application/json"), 422, "name")
+    body = '{"email": "a@example.org", "consent": {"how": "paper \\ud800 form", "obtained_at": "2026-01-01T00:00:00Z"}}'
+    assert_problem(api.post("/supporters", data=body, content_type="application/json"), 422, "consent.how")
+    assert_problem(api.get("/supporters/1", headers={"Authorization": "Bearer spk_\x01"}, role=None), 401)
+    assert_problem(api.get("/tags/2147483648"), 404)  # beyond the 32-bit key: no row, no overflow
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Supporter)) == 0
