@@ -216,3 +216,12 @@ def test_text_no_database_can_store_is_refused_with_its_path(api, db):
     assert_problem(api.get("/supporters/1", headers={"Authorization": "Bearer spk_\x01"}, role=None), 401)
     assert_problem(api.get("/tags/2147483648"), 404)  # beyond the 32-bit key: no row, no overflow
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Supporter)) == 0
+
+
+def test_the_fast_dump_matches_the_documented_schema(api, db):
+    from api.supporters import SupporterOut
+
+    make_supporter("shape@example.org", country="DE")
+    item = api.get("/supporters").get_json()["items"][0]
+    assert set(item) == set(SupporterOut._declared_fields)
+    assert SupporterOut().validate(item) == {}
