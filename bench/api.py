@@ -37,6 +37,19 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), p99
 
 
+def _interleaved(forms: dict, repeat: int) -> dict[str, list[float]]:
+    """Time the forms round-robin, so that load from elsewhere on the machine hits all of them alike."""
+    for fn in forms.values():
+        fn()  # warm-up
+    out: dict[str, list[float]] = {label: [] for label in forms}
+    for _ in range(repeat):
+        for label, fn in forms.items():
+            start = time.perf_counter()
+            fn()
+            out[label].append((time.perf_counter() - start) * 1000)
+    return out
+
+
 def _time(fn, repeat: int) -> list[float]:
     fn()  # warm-up
     out = []
@@ -153,16 +166,16 @@ def run(engine_name: str, rows: int, repeat: int) -> None:
                         "WHERE st.tag_id = :tag AND s.kind = 'fan' AND s.status = 'active'"),
                 }
                 floor = {}
-            results = {}
+            forms = {}
             for label, sql in {**baselines, **floor}.items():
                 assert db.session.scalar(sa.text(sql), {"tag": tag_id}) == expected, label
-                results[label] = _time(lambda s=sql: db.session.scalar(sa.text(s), {"tag": tag_id}), count_repeat)
-            results["ours: compiled filter (SQL)"] = _time(lambda: db.session.scalar(ours_sql), count_repeat)
+                forms[label] = lambda s=sql: db.session.scalar(sa.text(s), {"tag": tag_id})
+            forms["ours: compiled filter (SQL)"] = lambda: db.session.scalar(ours_sql)
             api_body = client.post("/api/v1/segments/count", json={"definition": definition}, headers=headers)
             assert api_body.get_json() == {"count": expected}, api_body.get_json()
-            results["ours: POST /segments/count"] = _time(
-                lambda: client.post("/api/v1/segments/count", json={"definition": definition}, headers=headers),
-                count_repeat)
+            forms["ours: POST /segments/count"] = lambda: client.post(
+                "/api/v1/segments/count", json={"definition": definition}, headers=headers)
+            results = _interleaved(forms, count_repeat)
             best_label = min(baselines, key=lambda k: statistics.median(results[k]))
             best = statistics.median(results[best_label])
             print(f"best hand-written form: {best_label}")
