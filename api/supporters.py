@@ -226,7 +226,15 @@ def list_filter(args: dict) -> list[sa.ColumnElement[bool]]:
         if name in args:
             where.append(column == args[name])
     if args.get("tag"):
-        where.append(compile_filter({"field": "tags", "op": "has_all", "value": args["tag"]}, path="tag"))
+        tags = manage.resolve_tags(args["tag"], "tag")
+        if db.session.get_bind().dialect.name == "sqlite":
+            # A page walks supporters in id order and stops after `limit` matches, so probe the
+            # (tag_id, supporter_id) key per row; the segment language's IN (subquery) form suits
+            # counts, but would read the whole tag first (bench/api.py: 57 ms vs 5 ms at 1M).
+            where += [sa.exists().where(supporter_tags.c.tag_id == t.id, supporter_tags.c.supporter_id == Supporter.id)
+                      for t in tags]
+        else:
+            where.append(compile_filter({"field": "tags", "op": "has_all", "value": [t.id for t in tags]}, path="tag"))
     if "joined_after" in args:
         where.append(Supporter.created_at >= args["joined_after"])
     if "joined_before" in args:
