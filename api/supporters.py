@@ -225,16 +225,6 @@ def list_filter(args: dict) -> list[sa.ColumnElement[bool]]:
                          ("country", Supporter.country)):
         if name in args:
             where.append(column == args[name])
-    if args.get("tag"):
-        tags = manage.resolve_tags(args["tag"], "tag")
-        if db.session.get_bind().dialect.name == "sqlite":
-            # A page walks supporters in id order and stops after `limit` matches, so probe the
-            # (tag_id, supporter_id) key per row; the segment language's IN (subquery) form suits
-            # counts, but would read the whole tag first (bench/api.py: 57 ms vs 5 ms at 1M).
-            where += [sa.exists().where(supporter_tags.c.tag_id == t.id, supporter_tags.c.supporter_id == Supporter.id)
-                      for t in tags]
-        else:
-            where.append(compile_filter({"field": "tags", "op": "has_all", "value": [t.id for t in tags]}, path="tag"))
     if "joined_after" in args:
         where.append(Supporter.created_at >= args["joined_after"])
     if "joined_before" in args:
@@ -256,8 +246,22 @@ def list_filter(args: dict) -> list[sa.ColumnElement[bool]]:
 @require("viewer")
 def list_supporters():
     args = load_query(SupporterQuery())
-    query = sa.select(Supporter).where(*list_filter(args))
-    return jsonify(keyset_page(query, Supporter.id, args, dump_supporters))
+    query, key = sa.select(Supporter).where(*list_filter(args)), Supporter.id
+    if args.get("tag"):
+        tags = manage.resolve_tags(args["tag"], "tag")
+        if db.session.get_bind().dialect.name == "sqlite":
+            # Walk the first tag's (tag_id, supporter_id) key range in supporter order and stop after
+            # `limit` matches: ~0.1 ms a page at any depth for common and rare tags alike (the
+            # segment language's IN form reads the whole tag first: 66 ms for a 30 % tag at 1M).
+            first, *rest = tags
+            query = query.join(supporter_tags, sa.and_(supporter_tags.c.supporter_id == Supporter.id,
+                                                       supporter_tags.c.tag_id == first.id))
+            query = query.where(*[sa.exists().where(supporter_tags.c.tag_id == t.id,
+                                                    supporter_tags.c.supporter_id == Supporter.id) for t in rest])
+            key = supporter_tags.c.supporter_id
+        else:
+            query = query.where(compile_filter({"field": "tags", "op": "has_all", "value": [t.id for t in tags]}))
+    return jsonify(keyset_page(query, key, args, dump_supporters))
 
 
 @bp.post("/supporters")
