@@ -99,6 +99,14 @@ def test_listing_filters_and_pages_with_a_stable_cursor(api, db):
         nxt = r.get_json()["next"]
         url = nxt.split("/api/v1", 1)[1] if nxt else None
     assert seen == ["p1@example.org", "p3@example.org"]
+    vip = make_tag("vip")
+    db.session.execute(supporter_tags.insert(), [{"tag_id": vip.id, "supporter_id": p.id} for p in people[3:]])
+    db.session.commit()
+    both = api.get("/supporters?tag=vip&tag=press&limit=1").get_json()
+    assert "items" in both, both
+    assert [s["email"] for s in both["items"]] == ["p3@example.org"]
+    rest = api.get(both["next"].split("/api/v1", 1)[1]).get_json()
+    assert [s["email"] for s in rest["items"]] == ["p4@example.org"] and rest["next"] is None
     assert [s["email"] for s in api.get("/supporters?language=de&q=P2").get_json()["items"]] == ["p2@example.org"]
     assert api.get("/supporters?status=pending").get_json()["items"] == []
     assert len(api.get("/supporters?joined_after=2000-01-01T00:00:00Z").get_json()["items"]) == 7
