@@ -139,10 +139,10 @@ def _tags(c: _Compiler, op, value, path):
         array = sa.cast(sa.literal(ids, sa.ARRAY(sa.Integer)), sa.ARRAY(sa.Integer))
         column = Supporter.tag_ids.expression
         if op in ("has", "has_any"):
-            return column.op("&&")(array) if len(ids) > 1 else column.op("@>")(array)
+            return column.op("&&", is_comparison=True)(array) if len(ids) > 1 else column.op("@>", is_comparison=True)(array)
         if op == "has_all":
-            return column.op("@>")(array)
-        return sa.not_(sa.func.coalesce(column.op("&&")(array), sa.false()))
+            return column.op("@>", is_comparison=True)(array)
+        return sa.not_(sa.func.coalesce(column.op("&&", is_comparison=True)(array), sa.false()))
     if op in ("has", "has_any"):
         return _tagged(ids)
     if op == "has_all":

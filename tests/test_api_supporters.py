@@ -110,6 +110,11 @@ def test_listing_filters_and_pages_with_a_stable_cursor(api, db):
     assert [s["email"] for s in api.get("/supporters?language=de&q=P2").get_json()["items"]] == ["p2@example.org"]
     assert api.get("/supporters?status=pending").get_json()["items"] == []
     assert len(api.get("/supporters?joined_after=2000-01-01T00:00:00Z").get_json()["items"]) == 7
+    assert api.get("/supporters?joined_before=2000-01-01T00:00:00Z").get_json()["items"] == []
+    people[6].referred_by_id = people[0].id
+    db.session.commit()
+    assert [s["email"] for s in api.get(f"/supporters?referred_by={people[0].id}").get_json()["items"]] == \
+        ["p6@example.org"]
 
 
 def test_bad_query_strings_are_problems(api):
