@@ -16,7 +16,7 @@ from api.schemas import INT_ID_RULE, ApiSchema, PageQuery, Text, page_of
 from api.supporters import SupporterOut, dump_supporters
 from core.errors import Conflict, NotFound
 from supporters.models import Segment, Supporter
-from supporters.segments import FIELDS, OPERATORS, compile_filter
+from supporters.segments import FIELDS, OPERATORS, compile_filter, count_matching
 from wsgi import db
 
 GID = f"<{INT_ID_RULE}:segment_id>"
@@ -100,13 +100,10 @@ def _unique_name(name: str, own_id: int = 0) -> None:
         raise Conflict(f"a segment named {name!r} already exists")
 
 
-def count_members(where) -> int:
-    return db.session.scalar(sa.select(sa.func.count()).select_from(Supporter).where(where))
-
-
-def preview_members(where, limit: int) -> dict:
+def preview_members(definition, limit: int) -> dict:
+    where = compile_filter(definition, path="definition")
     rows = db.session.scalars(sa.select(Supporter).where(where).order_by(Supporter.id).limit(limit)).all()
-    return {"count": count_members(where), "items": dump_supporters(rows)}
+    return {"count": count_matching(definition, path="definition"), "items": dump_supporters(rows)}
 
 
 @bp.get("/segments")
@@ -181,8 +178,7 @@ def delete_segment(segment_id: int):
 @doc("Count a saved segment's members", tag="Segments", response=CountOut, errors=(422,))
 @require("viewer")
 def count_segment(segment_id: int):
-    where = compile_filter(_segment(segment_id).definition, path="definition")
-    return jsonify({"count": count_members(where)})
+    return jsonify({"count": count_matching(_segment(segment_id).definition, path="definition")})
 
 
 @bp.get(f"/segments/{GID}/preview")
@@ -191,8 +187,7 @@ def count_segment(segment_id: int):
 @require("viewer")
 def preview_segment(segment_id: int):
     args = load_query(PreviewQuery())
-    where = compile_filter(_segment(segment_id).definition, path="definition")
-    return jsonify(preview_members(where, args["limit"]))
+    return jsonify(preview_members(_segment(segment_id).definition, args["limit"]))
 
 
 @bp.post("/segments/count")
@@ -200,7 +195,7 @@ def preview_segment(segment_id: int):
 @require("viewer")
 def count_definition():
     data = load_json(DefinitionIn())
-    return jsonify({"count": count_members(compile_filter(data["definition"], path="definition"))})
+    return jsonify({"count": count_matching(data["definition"], path="definition")})
 
 
 @bp.post("/segments/preview")
@@ -209,4 +204,4 @@ def count_definition():
 @require("viewer")
 def preview_definition():
     data = load_json(DefinitionIn())
-    return jsonify(preview_members(compile_filter(data["definition"], path="definition"), data["limit"]))
+    return jsonify(preview_members(data["definition"], data["limit"]))

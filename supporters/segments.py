@@ -231,3 +231,38 @@ OPERATORS = {
 def compile_filter(definition: Any, path: str = "filter") -> sa.ColumnElement[bool]:
     """Validate a filter definition and return a WHERE clause over `Supporter`."""
     return _Compiler().compile(definition, path)
+
+
+def _driving_tag(definition: Any) -> tuple[Any, list] | None:
+    """For an `all` (or a lone condition) holding a one-tag `has`: that condition and the others."""
+    items = definition["all"] if isinstance(definition, dict) and set(definition) == {"all"} else [definition]
+    if not isinstance(items, list):
+        return None
+    for i, item in enumerate(items):
+        if (isinstance(item, dict) and item.get("field") == "tags" and item.get("op") in ("has", "has_any", "has_all")
+                and (not isinstance(item.get("value"), list) or len(item["value"]) == 1)):
+            return item, items[:i] + items[i + 1:]
+    return None
+
+
+def count_matching(definition: Any, path: str = "filter") -> int:
+    """How many supporters match a definition (validated like `compile_filter`).
+
+    On SQLite a one-tag condition at the top drives the count from the tag's range of the
+    WITHOUT ROWID (tag_id, supporter_id) key, joined to supporters by primary key: the form a
+    person would write by hand (bench/api.py), where `IN (subquery)` first copies the tag's ids
+    into a temporary index (~1.4x). PostgreSQL counts through the GIN-indexed tag array.
+    """
+    from wsgi import db
+
+    where = compile_filter(definition, path)  # validates the whole tree; errors carry its paths
+    split = None if _on_postgresql() else _driving_tag(definition)
+    if split is None:
+        return db.session.scalar(sa.select(sa.func.count()).select_from(Supporter).where(where))
+    condition, rest = split
+    tag_id = _tag_ids(_Compiler(), condition["value"], path)[0]
+    others = _Compiler().compile({"all": rest}, path) if rest else sa.true()
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(supporter_tags.join(Supporter, Supporter.id == supporter_tags.c.supporter_id))
+        .where(supporter_tags.c.tag_id == tag_id, others))

@@ -81,6 +81,11 @@ def test_saved_segments_count_and_preview(api, db, audience):
     ({"field": "consent", "op": "not_given", "value": "campaigns"}, ["b@example.org", "d@example.org"]),
     ({"not": {"field": "tags", "op": "has_any", "value": ["press"]}}, ["c@example.org"]),
     ({"field": "tags", "op": "has_none", "value": ["press"]}, ["c@example.org"]),
+    ({"all": [{"field": "kind", "op": "eq", "value": "fan"}, {"field": "tags", "op": "has", "value": "press"}]},
+     ["a@example.org", "b@example.org", "d@example.org"]),
+    ({"field": "tags", "op": "has_all", "value": ["press"]}, ["a@example.org", "b@example.org", "d@example.org"]),
+    ({"all": [{"field": "tags", "op": "has", "value": "press"}, {"field": "status", "op": "eq", "value": "active"},
+              {"not": {"field": "consent", "op": "given", "value": "campaigns"}}]}, ["b@example.org"]),
     ({"any": [{"field": "engagement", "op": "gt", "value": 1},
               {"field": "kind", "op": "in", "value": ["supplier"]}]}, ["a@example.org", "c@example.org"]),
 ])
