@@ -6,7 +6,7 @@ import functools
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import g, request
+from flask import request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
 
@@ -17,6 +17,7 @@ from wsgi import db
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one write per token per minute
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+PRINCIPAL_KEY = "api.principal"
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,10 @@ def _from_bearer(header: str) -> Principal:
     scheme, _, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         raise AuthProblem(401, "use 'Authorization: Bearer <token>'")
-    token = verify_token(raw.strip())
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isprintable():  # never hand control bytes to the database
+        raise AuthProblem(401, "the token is unknown, revoked or expired")
+    token = verify_token(raw)
     if token is None:
         raise AuthProblem(401, "the token is unknown, revoked or expired")
     now = utcnow()
@@ -67,11 +71,20 @@ def _from_session() -> Principal | None:
 
 
 def current_principal() -> Principal | None:
-    """The authenticated caller of this request, or None (cached on `g`)."""
-    if "principal" not in g:
+    """The authenticated caller of this request, or None (cached on the request).
+
+    Cached in the WSGI environ rather than on `g`: `g` belongs to the application context, which
+    tests (and CLI code) keep open across several requests.
+    """
+    if PRINCIPAL_KEY not in request.environ:
         header = request.headers.get("Authorization")
-        g.principal = _from_bearer(header) if header else _from_session()
-    return g.principal
+        request.environ[PRINCIPAL_KEY] = _from_bearer(header) if header else _from_session()
+    return request.environ[PRINCIPAL_KEY]
+
+
+def set_principal(principal: Principal | None) -> None:
+    """Declare the caller of this request (after signing in)."""
+    request.environ[PRINCIPAL_KEY] = principal
 
 
 def require(role: Role | str):

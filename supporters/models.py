@@ -153,3 +153,31 @@ class Suppression(db.Model):
     email_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     reason: Mapped[SuppressionReason] = mapped_column(str_enum(SuppressionReason, "suppression_reason"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- Saved audiences and the PostgreSQL tag index (REST API issue) ---------------------------
+
+# PostgreSQL only: the supporter's tag ids, denormalised from `supporter_tags` so that a segment
+# such as "kind + tag + status" is one GIN-indexed bitmap scan instead of a join (bench/api.py
+# measures both). A statement-level trigger on `supporter_tags` keeps it exact in the same
+# transaction, whoever writes the join table (migration 0003). SQLite leaves it NULL: there the
+# WITHOUT ROWID join table is the fast form. Added from outside the class so this stays an append.
+Supporter.tag_ids = mapped_column(
+    "tag_ids", sa.JSON().with_variant(sa.ARRAY(sa.Integer), "postgresql"),
+    nullable=True, deferred=True,
+)
+sa.Index("ix_supporters_tag_ids", Supporter.__table__.c.tag_ids, postgresql_using="gin")
+
+
+class Segment(db.Model):
+    """A saved audience: a filter definition (supporters.segments) with a name."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    description: Mapped[str | None] = mapped_column(sa.String(500))
+    definition: Mapped[dict] = mapped_column(sa.JSON)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("admin_users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
