@@ -20,6 +20,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Response, current_app, json
 from marshmallow import Schema
+from werkzeug.routing import IntegerConverter
 
 from api import bp
 from api.schemas import Problem
@@ -51,7 +52,7 @@ def _path_and_parameters(rule) -> tuple[str, list[dict]]:
     params = []
     for name, converter in rule._converters.items():
         schema: dict = {"type": "string"}
-        if type(converter).__name__ == "IntegerConverter":
+        if isinstance(converter, IntegerConverter):
             schema = {"type": "integer"}
             if converter.min is not None:
                 schema["minimum"] = converter.min
