@@ -107,7 +107,6 @@ def test_a_worker_killed_mid_send_loses_nothing_and_duplicates_only_what_was_in_
     ids = smtp_sink.handler.message_ids
     assert len(ids) == PEOPLE  # every delivery reached the server
     duplicates = sum(n - 1 for n in ids.values())
-    print(f"in flight at the kill: {in_flight}, duplicates: {duplicates}")
     assert duplicates <= in_flight  # only messages in flight at the kill may arrive twice…
     stats = services.stats(campaign_id)
     assert duplicates <= stats["possible_duplicates"] <= in_flight  # …and they are counted
