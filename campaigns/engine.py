@@ -512,14 +512,17 @@ def start_sweeper_thread(app: Flask, _worker=None) -> threading.Thread:
     interval = app.config["CAMPAIGN_SWEEP_SECONDS"]
 
     def loop() -> None:
+        # The first sweep waits a moment: the worker forks its RQ scheduler right after start-up,
+        # and the fork must not inherit a database connection of ours (see core.cli).
+        time.sleep(max(interval, 3))
         while True:
-            time.sleep(interval)
             try:
                 report = try_sweep(app)
                 if report and any(report.values()):
                     log.info("campaign sweep: %s", report)
             except Exception:  # noqa: BLE001 - the sweeper must outlive a Redis or database hiccup
                 log.exception("campaign sweep failed; trying again in %s s", interval)
+            time.sleep(interval)
 
     thread = threading.Thread(target=loop, name="campaign-sweeper", daemon=True)
     thread.start()

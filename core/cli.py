@@ -147,6 +147,10 @@ def worker_command(queues: tuple[str, ...], burst: bool, fork: bool, name: str |
     # Feature packages may start background duties next to the worker (e.g. the campaign sweeper).
     for hook in app.extensions.get("worker_startup", ()):
         hook(app, worker)
+    # The worker forks (its RQ scheduler; with --fork, every job): close pooled database
+    # connections before each fork so that no child inherits one (after a kill -9 of the worker,
+    # an inherited socket would keep its transaction and row locks alive in the orphan).
+    os.register_at_fork(before=db.engine.dispose)
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 
