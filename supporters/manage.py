@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.exc import IntegrityError
 
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
@@ -159,7 +160,11 @@ def create_tag(data: dict[str, Any]) -> Tag:
     _unique_tag_name(data["name"])
     tag = Tag(**data)
     db.session.add(tag)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():  # a concurrent create of the same name loses cleanly
+            db.session.flush()
+    except IntegrityError:
+        raise Conflict(f"a tag named {data['name']!r} already exists") from None
     return tag
 
 
@@ -173,7 +178,9 @@ def update_tag(tag: Tag, data: dict[str, Any]) -> list[str]:
 
 
 def _unique_tag_name(name: str, own_id: int | None = None) -> None:
-    clash = db.session.scalar(sa.select(Tag.id).where(sa.func.lower(Tag.name) == name.lower(), Tag.id != (own_id or 0)))
+    # SQLite's lower() folds ASCII only, so compare the exact name too (the unique index is exact).
+    same = sa.or_(Tag.name == name, sa.func.lower(Tag.name) == name.lower())
+    clash = db.session.scalar(sa.select(Tag.id).where(same, Tag.id != (own_id or 0)))
     if clash is not None:
         raise Conflict(f"a tag named {name!r} already exists")
 

@@ -12,6 +12,9 @@ from tests.api_support import ApiCaller, assert_problem
 
 # (method, path, minimum role); {id} is replaced by an id that exists or not: the role check comes first.
 ENDPOINTS = [
+    ("GET", "/campaigns/1/actions", "viewer"),
+    ("GET", "/campaigns/1/results", "viewer"),
+    ("POST", "/campaigns/1/answer", "manager"),
     ("GET", "/supporters", "viewer"),
     ("POST", "/supporters", "manager"),
     ("GET", "/supporters/1", "viewer"),

@@ -165,3 +165,12 @@ def test_idempotency_key_replays_the_first_response_and_refuses_a_different_body
     key = {"Idempotency-Key": "retry-me"}
     assert_problem(api.post("/tags", {"name": ""}, headers=key), 422)
     assert api.post("/tags", {"name": "fixed"}, headers=key).status_code == 201
+
+
+def test_a_non_ascii_duplicate_tag_name_is_a_conflict_not_a_500(api):
+    # SQLite's lower() folds ASCII only: the duplicate check must still see an exact match.
+    name = "Über-Fans À"
+    assert api.call("POST", "/tags", json={"name": name}).status_code == 201
+    again = api.call("POST", "/tags", json={"name": name})
+    assert again.status_code == 409
+    assert again.mimetype == "application/problem+json"

@@ -38,7 +38,10 @@ def _document() -> dict:
 
     for module in pkgutil.iter_modules(api.__path__):
         importlib.import_module(f"api.{module.name}")
+    from wsgi import BoundedIntConverter
+
     bare = Flask("openapi")
+    bare.url_map.converters["int"] = BoundedIntConverter  # as create_app() does
     bare.register_blueprint(api.bp)
     return build_spec(bare)
 
