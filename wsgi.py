@@ -47,9 +47,12 @@ FEATURE_MODULES = (
 
 
 class BoundedIntConverter(IntegerConverter):
-    """`<int:…>` never matches a number a 64-bit column cannot hold: a 404, not a database error."""
+    """`<int:…>` never matches a number a 32-bit key cannot hold: a 404, not a database error.
 
-    def __init__(self, map, fixed_digits=0, min=None, max=2**63 - 1, signed=False):  # noqa: A002
+    Routes over 64-bit keys say so explicitly (`api.schemas.ID_RULE`).
+    """
+
+    def __init__(self, map, fixed_digits=0, min=None, max=2**31 - 1, signed=False):  # noqa: A002
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
