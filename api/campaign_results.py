@@ -33,21 +33,21 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
-@bp.get("/campaigns/<int:campaign_id>/actions")
+@bp.get("/campaigns/<int(max=2147483647):campaign_id>/actions")
 @require("viewer")
 def campaign_actions(campaign_id: int):
     """Actions oldest first; `?after=<id>&limit=<1..500>` pages by id (keyset)."""
     return results.list_actions(campaign_id, _int_arg("after", 0, 0, 2**62), _int_arg("limit", 50, 1, 500))
 
 
-@bp.get("/campaigns/<int:campaign_id>/results")
+@bp.get("/campaigns/<int(max=2147483647):campaign_id>/results")
 @require("viewer")
 def campaign_results(campaign_id: int):
     """Funnel, per-kind figures, time buckets (`?bucket=hour|day|week`), k-factor, referral depth."""
     return results.results(campaign_id, request.args.get("bucket", "day"))
 
 
-@bp.post("/campaigns/<int:campaign_id>/answer")
+@bp.post("/campaigns/<int(max=2147483647):campaign_id>/answer")
 @require("manager")
 def petition_answer(campaign_id: int):
     """Publish the official answer to a petition: an announcement to exactly its signers."""

@@ -121,58 +121,59 @@ def create_campaign():
     return dump(campaign), 201, {"Location": f"/api/v1/campaigns/{campaign.id}"}
 
 
-@bp.get("/campaigns/<int:campaign_id>")
+# campaigns.id is a 32-bit INTEGER: a larger id is a 404, not a PostgreSQL "integer out of range".
+@bp.get("/campaigns/<int(max=2147483647):campaign_id>")
 @require("viewer")
 def get_campaign(campaign_id: int):
     return dump(services.get_campaign(campaign_id))
 
 
-@bp.patch("/campaigns/<int:campaign_id>")
+@bp.patch("/campaigns/<int(max=2147483647):campaign_id>")
 @require("manager")
 def update_campaign(campaign_id: int):
     data = CampaignInSchema(partial=True).load(_json())
     return dump(services.update_campaign(campaign_id, data, _actor()))
 
 
-@bp.post("/campaigns/<int:campaign_id>/preview")
+@bp.post("/campaigns/<int(max=2147483647):campaign_id>/preview")
 @require("manager")
 def preview_campaign(campaign_id: int):
     return services.preview(campaign_id)
 
 
-@bp.post("/campaigns/<int:campaign_id>/test")
+@bp.post("/campaigns/<int(max=2147483647):campaign_id>/test")
 @require("manager")
 def test_campaign(campaign_id: int):
     data = TestSendSchema().load(_json())
     return services.send_test(campaign_id, data["to"], data["language"])
 
 
-@bp.post("/campaigns/<int:campaign_id>/launch")
+@bp.post("/campaigns/<int(max=2147483647):campaign_id>/launch")
 @require("manager")
 def launch_campaign(campaign_id: int):
     result = services.launch(campaign_id, _actor())
     return {**dump(services.get_campaign(campaign_id)), **result}, 202
 
 
-@bp.post("/campaigns/<int:campaign_id>/pause")
+@bp.post("/campaigns/<int(max=2147483647):campaign_id>/pause")
 @require("manager")
 def pause_campaign(campaign_id: int):
     return dump(services.pause(campaign_id, _actor()))
 
 
-@bp.post("/campaigns/<int:campaign_id>/resume")
+@bp.post("/campaigns/<int(max=2147483647):campaign_id>/resume")
 @require("manager")
 def resume_campaign(campaign_id: int):
     return dump(services.resume(campaign_id, _actor()))
 
 
-@bp.post("/campaigns/<int:campaign_id>/cancel")
+@bp.post("/campaigns/<int(max=2147483647):campaign_id>/cancel")
 @require("manager")
 def cancel_campaign(campaign_id: int):
     return dump(services.cancel(campaign_id, _actor()))
 
 
-@bp.get("/campaigns/<int:campaign_id>/stats")
+@bp.get("/campaigns/<int(max=2147483647):campaign_id>/stats")
 @require("viewer")
 def campaign_stats(campaign_id: int):
     stats = services.stats(campaign_id)

@@ -466,7 +466,7 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
     from campaigns.services import start_scheduled
 
     now = now or utcnow()
-    report = {"started": 0, "reclaimed": 0, "requeued": 0, "finished": 0}
+    report = {"started": 0, "reclaimed": 0, "requeued": 0, "finished": 0, "confirmations": 0}
     due = db.session.scalars(sa.select(Campaign.id).where(Campaign.status == CampaignStatus.SCHEDULED,
                                                           Campaign.send_at <= now)).all()
     db.session.commit()
@@ -492,7 +492,23 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
     for campaign_id in sending:
         report["requeued"] += enqueue_pending(campaign_id, only_stale_before=stale_before, now=now)
         report["finished"] += finish_if_done(campaign_id)
+    report["confirmations"] = _sweep_confirmations(lease)
     return report
+
+
+def _sweep_confirmations(lease: int) -> int:
+    """Re-queue double-opt-in mails of web signups whose job was lost (this sweeper is the one
+    periodic duty every worker runs, so lost confirmations need no operator). Like deliveries,
+    a backlog on the mail queue means jobs are waiting, not lost: then wait ten times longer."""
+    from supporters.join import sweep_unsent_confirmations
+
+    try:
+        backlog = get_queue("mail").count
+    except Exception:  # noqa: BLE001 - Redis trouble: the enqueue below fails and the loop retries
+        backlog = 0
+    count = sweep_unsent_confirmations(older_than_seconds=max(lease, 300) * (10 if backlog else 1))
+    db.session.commit()
+    return count
 
 
 def try_sweep(app: Flask) -> dict[str, int] | None:

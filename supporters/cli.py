@@ -177,6 +177,32 @@ def export_consents_command(fmt, since, output, quiet):
         click.echo(f"Exported {rows} consent events{f' to {output}' if output and output != '-' else ''}.", err=True)
 
 
+@export_group.command("campaign")
+@click.argument("campaign_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option("--output", "-o", metavar="FILE", help="Write to FILE instead of standard output.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+def export_campaign_command(campaign_id, fmt, output, quiet):
+    """Export a campaign's deliveries with outcome, clicks and actions per supporter, streaming."""
+    from campaigns.models import Campaign
+    from supporters import transfer
+
+    # An id beyond the column's range cannot exist (and PostgreSQL would refuse to compare it).
+    exists = 0 < campaign_id < 2**31 and db.session.get(Campaign, campaign_id) is not None
+    db.session.rollback()
+    if not exists:
+        fail(f"no campaign {campaign_id}", 1)
+    stmt = transfer.campaign_select(campaign_id, fmt == "csv")
+    bar = show_progress(quiet)
+    total = transfer.count(stmt) if bar else None
+    with _output(output) as out, progress_bar(bar, total, "Exporting deliveries") as update:
+        rows = transfer.write(stmt, out, fmt, update)
+    db.session.rollback()
+    if not quiet:
+        click.echo(f"Exported {rows} deliveries of campaign {campaign_id}"
+                   f"{f' to {output}' if output and output != '-' else ''}.", err=True)
+
+
 # --- import --------------------------------------------------------------------------------------
 
 

@@ -56,3 +56,59 @@ def test_demo_as_a_subprocess_then_the_export_lists_it(db, subprocess_env):
     exported = subprocess.run([*flask, "export", "supporters", "--quiet"], env=subprocess_env, capture_output=True,
                               text=True, timeout=120)
     assert exported.returncode == 0 and len(exported.stdout.strip().splitlines()) == 201
+
+
+def test_demo_includes_a_sent_campaign_of_each_kind_whose_stats_show_a_funnel(runner, db, client):
+    import time
+
+    from campaigns.models import Campaign
+    from tests.actions_helpers import auth
+
+    started = time.monotonic()
+    result = runner.invoke(args=["demo"])
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started < 15
+    assert "5 campaigns" in result.stdout and "no mail went out" in result.stdout
+    headers = auth("manager")
+    campaigns = db.session.execute(sa.select(Campaign.id, Campaign.kind).order_by(Campaign.id)).all()
+    db.session.commit()
+    assert [k.value for _id, k in campaigns] == ["announcement", "share", "review", "vote", "vote"]
+    seen = set()
+    for campaign_id, kind in campaigns:
+        response = client.get(f"/api/v1/campaigns/{campaign_id}/stats", headers=headers)
+        assert response.status_code == 200, response.get_json()
+        stats = response.get_json()
+        assert stats["status"] == "sent" and stats["progress"] == 1.0
+        assert stats["deliveries"]["sent"] > 100 and stats["skipped"]["unsubscribed"] > 0
+        funnel = stats["results"]["funnel"]
+        assert funnel["audience"] > funnel["sent"] > funnel["clicked"] > 0, (kind, funnel)
+        if kind.value == "announcement":
+            assert funnel["acted"] == 0  # an announcement asks for no action: the funnel ends at clicks
+            continue
+        assert funnel["clicked"] >= funnel["acted"] > 0, (kind, funnel)
+        figures = stats["results"][kind.value]
+        if kind.value == "share":
+            assert figures["shares"] > 0 and figures["visits"] > 0 and funnel["newcomers"] > 0
+        elif kind.value == "review":
+            assert figures["confirmations"] > 0 and figures["per_destination"]["google"] > 0
+        else:
+            seen.add(figures["type"])
+            if figures["type"] == "poll":
+                assert figures["voters"] == sum(o["votes"] for o in figures["options"]) > 0
+            else:
+                assert 0 < figures["signatures"] < figures["goal"]
+    assert seen == {"poll", "petition"}
+
+
+def test_demo_campaign_export_lists_the_deliveries_with_results(runner, db):
+    from campaigns.models import Campaign, Delivery
+
+    assert runner.invoke(args=["demo", "--supporters", "300"]).exit_code == 0
+    share = db.session.scalar(sa.select(Campaign.id).where(Campaign.kind == "share"))
+    deliveries = db.session.scalar(sa.select(sa.func.count()).where(Delivery.campaign_id == share))
+    db.session.commit()
+    result = runner.invoke(args=["export", "campaign", str(share), "--quiet"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == deliveries + 1
+    assert any(",share:" in line for line in lines[1:])
