@@ -31,12 +31,7 @@ class ContentSchema(_Strict):
 class AudienceSchema(_Strict):
     filter = fields.Dict(allow_none=True, load_default=None)  # supporters.segments filter language
     exclude = fields.Dict(allow_none=True, load_default=None)
-    segment_id = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1))
-
-    @validates_schema
-    def _segment_not_yet(self, data, **_kwargs):
-        if data.get("segment_id") is not None:
-            raise ValidationError("saved segments are not available yet; use an inline filter", "segment_id")
+    segment_id = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1))  # AND filter
 
 
 class CampaignInSchema(_Strict):
