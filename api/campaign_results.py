@@ -9,7 +9,7 @@ from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from api import bp
 from api.auth import current_principal, require
-from api.campaigns import CampaignOut, ContentSchema, StatsQuery, dump
+from api.campaigns import CID, CampaignOut, ContentSchema, StatsQuery, dump
 from api.openapi import doc
 from campaigns import acting, results
 from supporters.models import LANGUAGES
@@ -70,7 +70,7 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
-@bp.get("/campaigns/<int:campaign_id>/actions")
+@bp.get(f"/campaigns/{CID}/actions")
 @doc("The campaign's actions, oldest first", tag="Campaign results", query=ActionsQuery, response=ActionPage)
 @require("viewer")
 def campaign_actions(campaign_id: int):
@@ -78,7 +78,7 @@ def campaign_actions(campaign_id: int):
     return results.list_actions(campaign_id, _int_arg("after", 0, 0, 2**62), _int_arg("limit", 50, 1, 500))
 
 
-@bp.get("/campaigns/<int:campaign_id>/results")
+@bp.get(f"/campaigns/{CID}/results")
 @doc("Funnel, per-kind figures, timeline, k-factor, referral depth", tag="Campaign results", query=StatsQuery, response=ResultsOut)
 @require("viewer")
 def campaign_results(campaign_id: int):
@@ -86,7 +86,7 @@ def campaign_results(campaign_id: int):
     return results.results(campaign_id, request.args.get("bucket", "day"))
 
 
-@bp.post("/campaigns/<int:campaign_id>/answer")
+@bp.post(f"/campaigns/{CID}/answer")
 @doc("Publish a petition's official answer to its signers", tag="Campaign results", body=AnswerSchema, response=CampaignOut, status=202, errors=(409,))
 @require("manager")
 def petition_answer(campaign_id: int):

@@ -13,11 +13,14 @@ from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validat
 from api import bp
 from api.auth import current_principal, require
 from api.openapi import doc
-from api.schemas import MAX_ID
+from api.schemas import INT_ID_RULE, MAX_ID, MAX_INT_ID
 from campaigns import kinds, results, services
 from campaigns.models import Campaign, CampaignKind, CampaignStatus
 from supporters.models import LANGUAGES
 from wsgi import db
+
+# campaigns.id is a 32-bit key: bigger ids are a 404 at routing, not a database overflow.
+CID = f"<{INT_ID_RULE}:campaign_id>"
 
 
 class _Strict(Schema):
@@ -33,7 +36,7 @@ class ContentSchema(_Strict):
 class AudienceSchema(_Strict):
     filter = fields.Dict(allow_none=True, load_default=None)  # supporters.segments filter language
     exclude = fields.Dict(allow_none=True, load_default=None)
-    segment_id = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1))  # AND filter
+    segment_id = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1, max=MAX_INT_ID))  # AND filter
 
 
 class CampaignInSchema(_Strict):
@@ -206,14 +209,14 @@ def create_campaign():
     return dump(campaign), 201, {"Location": f"/api/v1/campaigns/{campaign.id}"}
 
 
-@bp.get("/campaigns/<int:campaign_id>")
+@bp.get(f"/campaigns/{CID}")
 @doc("Get a campaign", tag="Campaigns", response=CampaignOut)
 @require("viewer")
 def get_campaign(campaign_id: int):
     return dump(services.get_campaign(campaign_id))
 
 
-@bp.patch("/campaigns/<int:campaign_id>")
+@bp.patch(f"/campaigns/{CID}")
 @doc("Change a draft campaign (fields given replace)", tag="Campaigns", body=CampaignInSchema, response=CampaignOut, errors=(409,))
 @require("manager")
 def update_campaign(campaign_id: int):
@@ -221,14 +224,14 @@ def update_campaign(campaign_id: int):
     return dump(services.update_campaign(campaign_id, data, _actor()))
 
 
-@bp.post("/campaigns/<int:campaign_id>/preview")
+@bp.post(f"/campaigns/{CID}/preview")
 @doc("Who would receive it now, who is left out and why, rendered samples", tag="Campaigns", response=CampaignPreviewOut)
 @require("manager")
 def preview_campaign(campaign_id: int):
     return services.preview(campaign_id)
 
 
-@bp.post("/campaigns/<int:campaign_id>/test")
+@bp.post(f"/campaigns/{CID}/test")
 @doc("Send a test message to one address", tag="Campaigns", body=TestSendSchema, response=TestSendOut, errors=(409,))
 @require("manager")
 def test_campaign(campaign_id: int):
@@ -236,7 +239,7 @@ def test_campaign(campaign_id: int):
     return services.send_test(campaign_id, data["to"], data["language"])
 
 
-@bp.post("/campaigns/<int:campaign_id>/launch")
+@bp.post(f"/campaigns/{CID}/launch")
 @doc("Launch now (snapshot the audience) or schedule for send_at", tag="Campaigns", response=LaunchOut, status=202, errors=(409, 422))
 @require("manager")
 def launch_campaign(campaign_id: int):
@@ -244,28 +247,28 @@ def launch_campaign(campaign_id: int):
     return {**dump(services.get_campaign(campaign_id)), **result}, 202
 
 
-@bp.post("/campaigns/<int:campaign_id>/pause")
+@bp.post(f"/campaigns/{CID}/pause")
 @doc("Pause sending", tag="Campaigns", response=CampaignOut, errors=(409,))
 @require("manager")
 def pause_campaign(campaign_id: int):
     return dump(services.pause(campaign_id, _actor()))
 
 
-@bp.post("/campaigns/<int:campaign_id>/resume")
+@bp.post(f"/campaigns/{CID}/resume")
 @doc("Resume sending", tag="Campaigns", response=CampaignOut, errors=(409,))
 @require("manager")
 def resume_campaign(campaign_id: int):
     return dump(services.resume(campaign_id, _actor()))
 
 
-@bp.post("/campaigns/<int:campaign_id>/cancel")
+@bp.post(f"/campaigns/{CID}/cancel")
 @doc("Cancel for good", tag="Campaigns", response=CampaignOut, errors=(409,))
 @require("manager")
 def cancel_campaign(campaign_id: int):
     return dump(services.cancel(campaign_id, _actor()))
 
 
-@bp.get("/campaigns/<int:campaign_id>/stats")
+@bp.get(f"/campaigns/{CID}/stats")
 @doc("Delivery counts, progress and the action results", tag="Campaigns", query=StatsQuery, response=StatsOut)
 @require("viewer")
 def campaign_stats(campaign_id: int):
