@@ -116,7 +116,7 @@ def test_export_by_saved_segment_exports_its_members_and_combines_with_flags(run
 
 def test_export_by_an_unknown_segment_fails_clearly_and_writes_nothing(runner, people):
     result = export(runner, "--segment", "999")
-    assert result.exit_code != 0
+    assert result.exit_code == 2
     assert "no segment 999" in result.stderr
     assert result.stdout == ""
 
