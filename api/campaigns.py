@@ -73,7 +73,7 @@ class BounceSchema(_Strict):
 class CampaignListQuery(Schema):
     status = fields.String(validate=validate.OneOf([s.value for s in CampaignStatus]))
     limit = fields.Integer(validate=validate.Range(min=1, max=200), metadata={"description": "default 50"})
-    after = fields.Integer(validate=validate.Range(min=0), metadata={"description": "the `next_after` of the last page"})
+    after = fields.Integer(validate=validate.Range(min=0, max=MAX_INT_ID), metadata={"description": "the `next_after` of the last page"})
 
 
 # Response shapes, for the OpenAPI document (the handlers build plain dicts). INCLUDE: a client must
@@ -193,6 +193,8 @@ def list_campaigns():
         after = int(request.args.get("after", 0))
     except ValueError:
         raise ValidationError({"limit": ["limit and after must be whole numbers"]}) from None
+    if not 0 <= after <= MAX_INT_ID:  # campaigns.id is 32-bit: PostgreSQL would overflow, not find nothing
+        raise ValidationError({"after": [f"must be between 0 and {MAX_INT_ID}"]})
     query = sa.select(Campaign).where(Campaign.id > after).order_by(Campaign.id).limit(limit)
     if status:
         query = query.where(Campaign.status == status)

@@ -108,3 +108,8 @@ def test_an_unknown_segment_is_a_422_naming_the_field_and_nothing_changes(client
         assert db.session.get(Campaign, cid).segment_id is None
     assert response.status_code == 422, response.json
     assert [e["field"] for e in response.json["errors"]] == ["audience.segment_id"]
+
+
+def test_listing_campaigns_after_an_id_beyond_any_campaign_is_a_422_not_an_overflow(client, manager):
+    response = client.get("/api/v1/campaigns", query_string={"after": 2**33}, headers=manager)
+    assert response.status_code == 422 and response.json["errors"][0]["field"] == "after"
