@@ -8,14 +8,19 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import request
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from api import bp
 from api.auth import current_principal, require
+from api.openapi import doc
+from api.schemas import INT_ID_RULE, MAX_ID, MAX_INT_ID
 from campaigns import kinds, results, services
 from campaigns.models import Campaign, CampaignKind, CampaignStatus
 from supporters.models import LANGUAGES
 from wsgi import db
+
+# campaigns.id is a 32-bit key: bigger ids are a 404 at routing, not a database overflow.
+CID = f"<{INT_ID_RULE}:campaign_id>"
 
 
 class _Strict(Schema):
@@ -31,12 +36,7 @@ class ContentSchema(_Strict):
 class AudienceSchema(_Strict):
     filter = fields.Dict(allow_none=True, load_default=None)  # supporters.segments filter language
     exclude = fields.Dict(allow_none=True, load_default=None)
-    segment_id = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1))
-
-    @validates_schema
-    def _segment_not_yet(self, data, **_kwargs):
-        if data.get("segment_id") is not None:
-            raise ValidationError("saved segments are not available yet; use an inline filter", "segment_id")
+    segment_id = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1, max=MAX_INT_ID))  # AND filter
 
 
 class CampaignInSchema(_Strict):
@@ -60,7 +60,7 @@ class TestSendSchema(_Strict):
 
 class BounceSchema(_Strict):
     message_id = fields.String(load_default=None, validate=validate.Length(max=300))
-    delivery_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    delivery_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID))
     type = fields.String(load_default="hard", validate=validate.OneOf(["hard", "soft"]))
     reason = fields.String(load_default=None, validate=validate.Length(max=400))
 
@@ -68,6 +68,92 @@ class BounceSchema(_Strict):
     def _one_id(self, data, **_kwargs):
         if (data.get("message_id") is None) == (data.get("delivery_id") is None):
             raise ValidationError("give exactly one of message_id and delivery_id", "message_id")
+
+
+class CampaignListQuery(Schema):
+    status = fields.String(validate=validate.OneOf([s.value for s in CampaignStatus]))
+    limit = fields.Integer(validate=validate.Range(min=1, max=200), metadata={"description": "default 50"})
+    after = fields.Integer(validate=validate.Range(min=0, max=MAX_INT_ID), metadata={"description": "the `next_after` of the last page"})
+
+
+# Response shapes, for the OpenAPI document (the handlers build plain dicts). INCLUDE: a client must
+# tolerate fields added later, and the kind-specific parts vary.
+class _Open(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+
+class AudienceOut(_Open):
+    filter = fields.Dict(allow_none=True, required=True)
+    exclude = fields.Dict(allow_none=True, required=True)
+    segment_id = fields.Integer(allow_none=True, required=True,
+                                metadata={"description": "a saved segment; the audience is it AND `filter`"})
+
+
+class CampaignOut(_Open):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf([k.value for k in CampaignKind]))
+    status = fields.String(required=True, validate=validate.OneOf([s.value for s in CampaignStatus]))
+    status_reason = fields.String(allow_none=True, required=True)
+    audience = fields.Nested(AudienceOut, required=True)
+    contents = fields.Dict(keys=fields.String(), values=fields.Nested(ContentSchema), required=True)
+    sender = fields.String(allow_none=True, required=True)
+    send_at = fields.DateTime(allow_none=True, required=True)
+    rate_per_minute = fields.Integer(allow_none=True, required=True)
+    respect_quiet_hours = fields.Boolean(required=True)
+    created_at = fields.DateTime(required=True)
+    launched_at = fields.DateTime(allow_none=True, required=True)
+    finished_at = fields.DateTime(allow_none=True, required=True)
+    settings = fields.Dict(allow_none=True, required=True)
+    warnings = fields.List(fields.String(), required=True)
+
+
+class CampaignPage(_Open):
+    items = fields.List(fields.Nested(CampaignOut), required=True)
+    next_after = fields.Integer(allow_none=True, required=True, metadata={"description": "null on the last page"})
+
+
+class LaunchOut(CampaignOut):
+    queued = fields.Integer(metadata={"description": "deliveries queued (a launch now, not a schedule)"})
+
+
+class CampaignPreviewOut(_Open):
+    recipients = fields.Integer(required=True)
+    audience = fields.Integer(required=True)
+    left_out = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    samples = fields.Dict(keys=fields.String(), values=fields.Dict(), required=True)
+
+
+class TestSendOut(_Open):
+    sent_to = fields.String(required=True)
+    language = fields.String(required=True)
+    message_id = fields.String(required=True)
+
+
+class StatsQuery(Schema):
+    bucket = fields.String(validate=validate.OneOf(results.BUCKETS), metadata={"description": "default day"})
+
+
+class StatsOut(_Open):
+    id = fields.Integer(required=True)
+    status = fields.String(required=True)
+    status_reason = fields.String(allow_none=True, required=True)
+    deliveries = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    skipped = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    total = fields.Integer(required=True)
+    progress = fields.Float(required=True)
+    possible_duplicates = fields.Integer(required=True)
+    launched_at = fields.DateTime(allow_none=True, required=True)
+    finished_at = fields.DateTime(allow_none=True, required=True)
+    results = fields.Dict(required=True, metadata={"description": "as GET /campaigns/{id}/results"})
+
+
+class BounceOut(_Open):
+    delivery_id = fields.Integer(required=True)
+    campaign_id = fields.Integer(required=True)
+    status = fields.String(required=True)
+    suppressed = fields.Boolean(required=True)
 
 
 def _json() -> dict[str, Any]:
@@ -96,6 +182,7 @@ def dump(c: Campaign) -> dict[str, Any]:
 
 
 @bp.get("/campaigns")
+@doc("List campaigns (by id; `next_after` pages)", tag="Campaigns", query=CampaignListQuery, response=CampaignPage)
 @require("viewer")
 def list_campaigns():
     status = request.args.get("status")
@@ -106,6 +193,8 @@ def list_campaigns():
         after = int(request.args.get("after", 0))
     except ValueError:
         raise ValidationError({"limit": ["limit and after must be whole numbers"]}) from None
+    if not 0 <= after <= MAX_INT_ID:  # campaigns.id is 32-bit: PostgreSQL would overflow, not find nothing
+        raise ValidationError({"after": [f"must be between 0 and {MAX_INT_ID}"]})
     query = sa.select(Campaign).where(Campaign.id > after).order_by(Campaign.id).limit(limit)
     if status:
         query = query.where(Campaign.status == status)
@@ -114,6 +203,7 @@ def list_campaigns():
 
 
 @bp.post("/campaigns")
+@doc("Create a draft campaign", tag="Campaigns", body=CampaignInSchema, response=CampaignOut, status=201)
 @require("manager")
 def create_campaign():
     data = CampaignInSchema().load(_json())
@@ -121,59 +211,67 @@ def create_campaign():
     return dump(campaign), 201, {"Location": f"/api/v1/campaigns/{campaign.id}"}
 
 
-# campaigns.id is a 32-bit INTEGER: a larger id is a 404, not a PostgreSQL "integer out of range".
-@bp.get("/campaigns/<int(max=2147483647):campaign_id>")
+@bp.get(f"/campaigns/{CID}")
+@doc("Get a campaign", tag="Campaigns", response=CampaignOut)
 @require("viewer")
 def get_campaign(campaign_id: int):
     return dump(services.get_campaign(campaign_id))
 
 
-@bp.patch("/campaigns/<int(max=2147483647):campaign_id>")
+@bp.patch(f"/campaigns/{CID}")
+@doc("Change a draft campaign (fields given replace)", tag="Campaigns", body=CampaignInSchema, response=CampaignOut, errors=(409,))
 @require("manager")
 def update_campaign(campaign_id: int):
     data = CampaignInSchema(partial=True).load(_json())
     return dump(services.update_campaign(campaign_id, data, _actor()))
 
 
-@bp.post("/campaigns/<int(max=2147483647):campaign_id>/preview")
+@bp.post(f"/campaigns/{CID}/preview")
+@doc("Who would receive it now, who is left out and why, rendered samples", tag="Campaigns", response=CampaignPreviewOut)
 @require("manager")
 def preview_campaign(campaign_id: int):
     return services.preview(campaign_id)
 
 
-@bp.post("/campaigns/<int(max=2147483647):campaign_id>/test")
+@bp.post(f"/campaigns/{CID}/test")
+@doc("Send a test message to one address", tag="Campaigns", body=TestSendSchema, response=TestSendOut, errors=(409,))
 @require("manager")
 def test_campaign(campaign_id: int):
     data = TestSendSchema().load(_json())
     return services.send_test(campaign_id, data["to"], data["language"])
 
 
-@bp.post("/campaigns/<int(max=2147483647):campaign_id>/launch")
+@bp.post(f"/campaigns/{CID}/launch")
+@doc("Launch now (snapshot the audience) or schedule for send_at", tag="Campaigns", response=LaunchOut, status=202, errors=(409, 422))
 @require("manager")
 def launch_campaign(campaign_id: int):
     result = services.launch(campaign_id, _actor())
     return {**dump(services.get_campaign(campaign_id)), **result}, 202
 
 
-@bp.post("/campaigns/<int(max=2147483647):campaign_id>/pause")
+@bp.post(f"/campaigns/{CID}/pause")
+@doc("Pause sending", tag="Campaigns", response=CampaignOut, errors=(409,))
 @require("manager")
 def pause_campaign(campaign_id: int):
     return dump(services.pause(campaign_id, _actor()))
 
 
-@bp.post("/campaigns/<int(max=2147483647):campaign_id>/resume")
+@bp.post(f"/campaigns/{CID}/resume")
+@doc("Resume sending", tag="Campaigns", response=CampaignOut, errors=(409,))
 @require("manager")
 def resume_campaign(campaign_id: int):
     return dump(services.resume(campaign_id, _actor()))
 
 
-@bp.post("/campaigns/<int(max=2147483647):campaign_id>/cancel")
+@bp.post(f"/campaigns/{CID}/cancel")
+@doc("Cancel for good", tag="Campaigns", response=CampaignOut, errors=(409,))
 @require("manager")
 def cancel_campaign(campaign_id: int):
     return dump(services.cancel(campaign_id, _actor()))
 
 
-@bp.get("/campaigns/<int(max=2147483647):campaign_id>/stats")
+@bp.get(f"/campaigns/{CID}/stats")
+@doc("Delivery counts, progress and the action results", tag="Campaigns", query=StatsQuery, response=StatsOut)
 @require("viewer")
 def campaign_stats(campaign_id: int):
     stats = services.stats(campaign_id)
@@ -182,6 +280,7 @@ def campaign_stats(campaign_id: int):
 
 
 @bp.post("/campaigns/bounces")
+@doc("Report a bounce (hard bounces suppress the address)", tag="Campaigns", body=BounceSchema, response=BounceOut, errors=(404, 409))
 @require("manager")
 def report_bounce():
     """Report a bounce: {"message_id": "<d12.c3@example.org>", "type": "hard"|"soft", "reason": "…"}."""

@@ -11,11 +11,13 @@ import tempfile
 from datetime import UTC, timedelta
 
 from flask import current_app, request, send_file, url_for
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, INCLUDE, Schema, fields, validate
 
 from api import bp
 from api.auth import current_principal, require
 from api.errors import problem
+from api.openapi import doc
+from api.schemas import MAX_INT_ID
 from core.accounts import record_audit
 from core.errors import ValidationFailed
 from core.signing import ExpiredToken, InvalidToken, make_token, read_token
@@ -42,7 +44,7 @@ class SupporterExportSchema(Schema):
     format = fields.String(load_default="csv", validate=validate.OneOf(transfer.FORMATS))
     fields_ = fields.List(fields.String(), data_key="fields", load_default=None)
     filter = fields.Raw(load_default=None)
-    segment_id = fields.Integer(load_default=None)
+    segment_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_INT_ID))
     status = fields.List(fields.String(validate=validate.OneOf([s.value for s in SupporterStatus])), load_default=list)
     kind = fields.List(fields.String(validate=validate.OneOf([k.value for k in SupporterKind])), load_default=list)
     tags = fields.List(fields.String(), load_default=list)
@@ -75,6 +77,33 @@ class ImportSchema(Schema):
     send_opt_in = fields.Boolean(load_default=False)
     update = fields.Boolean(load_default=False)
     dry_run = fields.Boolean(load_default=False)
+
+
+class _Open(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+
+class DownloadOut(_Open):
+    url = fields.String(required=True, metadata={"description": "signed; needs no bearer token"})
+    expires_at = fields.DateTime(required=True)
+
+
+class JobOut(_Open):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf([k.value for k in TransferKind]))
+    status = fields.String(required=True)
+    rows = fields.Integer(allow_none=True, required=True)
+    summary = fields.Dict(allow_none=True, required=True)
+    error = fields.String(allow_none=True, required=True)
+    created_at = fields.DateTime(required=True)
+    started_at = fields.DateTime(allow_none=True, required=True)
+    finished_at = fields.DateTime(allow_none=True, required=True)
+    download = fields.Nested(DownloadOut, allow_none=True, required=True)
+
+
+class DownloadQuery(Schema):
+    token = fields.String(required=True, metadata={"description": "from the job's `download.url`"})
 
 
 def job_body(record: TransferJob) -> dict:
@@ -122,6 +151,7 @@ def _audit(action: str, record: TransferJob) -> None:
 
 
 @bp.post("/exports/supporters")
+@doc("Start an export of supporters (filters as in the CLI)", tag="Jobs", body=SupporterExportSchema, response=JobOut, status=202, errors=(404,), headers={"Location": {"schema": {"type": "string"}}})
 @require("manager")
 def start_supporter_export():
     """Start an export of supporters (same filters as the CLI); poll the returned job."""
@@ -143,6 +173,7 @@ def start_supporter_export():
 
 
 @bp.post("/exports/consents")
+@doc("Start an export of the consent ledger", tag="Jobs", body=ConsentExportSchema, response=JobOut, status=202, headers={"Location": {"schema": {"type": "string"}}})
 @require("manager")
 def start_consent_export():
     """Start an export of the consent ledger."""
@@ -156,6 +187,9 @@ def start_consent_export():
 
 
 @bp.post("/imports/supporters")
+@doc("Import a CSV as a job", tag="Jobs", response=JobOut, status=202, errors=(422,), headers={"Location": {"schema": {"type": "string"}}}, description=(
+    "Upload the CSV as the multipart field `file`; the other form fields are the CLI's options: "
+    + ", ".join(f"`{name}`" for name in ImportSchema._declared_fields) + "."))
 @require("admin")
 def start_supporter_import():
     """Upload a CSV (multipart field `file`) and import it as a job; options as in the CLI."""
@@ -197,6 +231,7 @@ def start_supporter_import():
 
 
 @bp.get("/jobs/<int:job_id>")
+@doc("The state of an export or import job", tag="Jobs", response=JobOut)
 @require("manager")
 def get_transfer_job(job_id: int):
     """The state of an export or import job, with a download link (expiring) once it is done."""
@@ -207,6 +242,7 @@ def get_transfer_job(job_id: int):
 
 
 @bp.get("/jobs/<int:job_id>/download")
+@doc("Download the job's file (CSV or JSON lines); the signed token authorises", tag="Jobs", query=DownloadQuery, public=True, errors=(403, 410))
 def download_transfer(job_id: int):
     """The result file; the signed `token` is the authorisation (no bearer token needed)."""
     max_age = current_app.config.get("TRANSFER_LINK_MAX_AGE", DOWNLOAD_MAX_AGE)

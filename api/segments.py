@@ -162,12 +162,24 @@ def patch_segment(segment_id: int):
     return with_etag(jsonify(_dump(segment)), _etag(segment))
 
 
+def _refuse_if_used_by_unlaunched_campaigns(segment: Segment) -> None:
+    """A draft or scheduled campaign reads the segment at launch: deleting it would widen the audience."""
+    from campaigns.models import Campaign, CampaignStatus
+
+    names = db.session.scalars(sa.select(Campaign.name).where(
+        Campaign.segment_id == segment.id,
+        Campaign.status.in_((CampaignStatus.DRAFT, CampaignStatus.SCHEDULED))).order_by(Campaign.id)).all()
+    if names:
+        raise Conflict(f"the segment is the audience of campaigns not yet launched: {', '.join(names)}")
+
+
 @bp.delete(f"/segments/{GID}")
-@doc("Delete a saved segment", tag="Segments", status=204, etag=True)
+@doc("Delete a saved segment", tag="Segments", status=204, etag=True, errors=(409,))
 @require("manager")
 def delete_segment(segment_id: int):
     segment = _segment(segment_id)
     check_if_match(_etag(segment))
+    _refuse_if_used_by_unlaunched_campaigns(segment)
     audit("segment.delete", "segment", segment.id, {"name": segment.name})
     db.session.delete(segment)
     db.session.commit()

@@ -13,7 +13,8 @@ from flask import current_app
 
 from campaigns.models import Campaign, Delivery, DeliveryStatus, SkipReason
 from core.db import utcnow
-from supporters.models import Supporter, SupporterStatus, Suppression
+from core.errors import ValidationFailed
+from supporters.models import Segment, Supporter, SupporterStatus, Suppression
 from supporters.segments import compile_filter
 from wsgi import db
 
@@ -21,9 +22,17 @@ FREQUENCY_WINDOW = timedelta(days=30)
 
 
 def audience_where(campaign: Campaign) -> sa.ColumnElement[bool]:
-    if campaign.audience_filter is None:
+    """The saved segment (if any) AND the inline filter (if any); exclusions are a skip reason."""
+    definition = campaign.audience_definition()
+    if definition is None:
         return sa.true()
-    return compile_filter(campaign.audience_filter, "audience.filter")
+    return compile_filter(definition, "audience.filter")
+
+
+def validate_segment(segment_id: int | None) -> None:
+    """A campaign may only name a saved segment that exists."""
+    if segment_id is not None and db.session.get(Segment, segment_id) is None:
+        raise ValidationFailed({"audience.segment_id": [f"no saved segment {segment_id}"]})
 
 
 def validate_audience(audience_filter, exclude_filter) -> None:

@@ -227,7 +227,7 @@ def apply(campaign: Campaign, data: dict[str, Any], owner_email: str | None = No
     owner = cfg.pop("owner_email", None)
     if owner is not None and (not isinstance(owner, str) or "@" not in owner or len(owner) > 254):
         raise ValidationFailed({"settings.owner_email": ["an email address"]})
-    warnings = validate(campaign.kind, cfg, campaign.audience_filter, campaign.exclude_filter)
+    warnings = validate(campaign.kind, cfg, campaign.audience_definition(), campaign.exclude_filter)
     if campaign.kind == CampaignKind.ANNOUNCEMENT and row is None:
         return warnings
     if row is None:
@@ -246,7 +246,7 @@ def check_launchable(campaign: Campaign) -> None:
     if campaign.kind not in ACTION_KINDS:
         return
     row = get_settings(campaign.id)
-    validate(campaign.kind, row.config if row else None, campaign.audience_filter, campaign.exclude_filter)
+    validate(campaign.kind, row.config if row else None, campaign.audience_definition(), campaign.exclude_filter)
     missing = [c.language for c in campaign.contents if "action_url" not in c.body]
     if missing:
         raise ValidationFailed({"contents": [f"the body must link to the action page with {{{{action_url}}}} "
@@ -262,7 +262,7 @@ def describe(campaign: Campaign) -> dict[str, Any]:
     warnings = getattr(campaign, "rule_warnings", None)
     if warnings is None and row is not None and campaign.kind == CampaignKind.REVIEW:
         try:
-            warnings = validate(campaign.kind, row.config, campaign.audience_filter, campaign.exclude_filter)
+            warnings = validate(campaign.kind, row.config, campaign.audience_definition(), campaign.exclude_filter)
         except ValidationFailed as exc:
             warnings = [m for msgs in exc.errors.values() for m in msgs]
     return {"settings": settings, "warnings": warnings or []}

@@ -64,11 +64,14 @@ class Campaign(db.Model):
     kind: Mapped[CampaignKind] = mapped_column(str_enum(CampaignKind, "campaign_kind"), default=CampaignKind.ANNOUNCEMENT)
     status: Mapped[CampaignStatus] = mapped_column(
         str_enum(CampaignStatus, "campaign_status"), default=CampaignStatus.DRAFT, index=True)
-    # Audience: an inline filter (supporters.segments language; NULL = everybody) minus an exclusion
-    # filter. segment_id names a saved segment: to wire to the Segment model after the API merge.
+    # Audience: a saved segment's current definition AND an inline filter (supporters.segments
+    # language; either may be NULL, both NULL = everybody) minus an exclusion filter. Launch freezes
+    # the audience in the deliveries snapshot, so later segment edits only affect unlaunched campaigns;
+    # deleting a segment that an unlaunched campaign uses is refused (api.segments), the FK's SET NULL
+    # only ever clears it on campaigns whose audience is already frozen.
     audience_filter: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     exclude_filter: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
-    segment_id: Mapped[int | None] = mapped_column(sa.Integer)
+    segment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("segments.id", ondelete="SET NULL"))
     sender: Mapped[str | None] = mapped_column(sa.String(254))  # NULL = MAIL_FROM
     send_at: Mapped[datetime | None]
     rate_per_minute: Mapped[int | None] = mapped_column(sa.Integer)  # NULL = as fast as the global rate allows
@@ -81,6 +84,21 @@ class Campaign(db.Model):
 
     contents: Mapped[list[CampaignContent]] = relationship(
         back_populates="campaign", cascade="all, delete-orphan", order_by="CampaignContent.language")
+
+    def audience_definition(self) -> dict[str, Any] | None:
+        """The saved segment's current definition AND the inline filter (None = everybody)."""
+        from supporters.models import Segment  # local: keeps the model modules' import order free
+
+        parts = []
+        if self.segment_id is not None:
+            segment = db.session.get(Segment, self.segment_id)
+            if segment is not None:  # gone only after launch (see segment_id above)
+                parts.append(segment.definition)
+        if self.audience_filter is not None:
+            parts.append(self.audience_filter)
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else {"all": parts}
 
     def content_for(self, language: str) -> CampaignContent | None:
         return next((c for c in self.contents if c.language == language), None)

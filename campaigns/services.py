@@ -73,6 +73,7 @@ def _apply(campaign: Campaign, data: dict[str, Any]) -> None:
     if "audience" in data:
         aud = data["audience"] or {}
         audience.validate_audience(aud.get("filter"), aud.get("exclude"))
+        audience.validate_segment(aud.get("segment_id"))
         campaign.audience_filter = aud.get("filter")
         campaign.exclude_filter = aud.get("exclude")
         campaign.segment_id = aud.get("segment_id")

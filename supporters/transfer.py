@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from core.errors import NotFound, ValidationFailed
 from supporters.models import (
     ConsentEvent,
+    Segment,
     Supporter,
     SupporterStatus,
     Tag,
@@ -124,20 +125,11 @@ class Selection:
 
 
 def segment_definition(segment_id: int) -> Any:
-    """The filter of a saved segment (`supporters.models.Segment`, when that feature is present)."""
-    from supporters import models
-
-    segment_model = getattr(models, "Segment", None)
-    if segment_model is None:
-        raise ValidationFailed({"segment": ["saved segments are not available in this installation"]})
-    segment = db.session.get(segment_model, segment_id)
-    if segment is None or getattr(segment, "deleted_at", None) is not None:
+    """The filter definition of a saved segment (`supporters.models.Segment`; hard-deleted, so gone = None)."""
+    segment = db.session.get(Segment, segment_id)
+    if segment is None:
         raise NotFound(f"no segment {segment_id}")
-    for attribute in ("definition", "filter", "filter_definition"):
-        if hasattr(segment, attribute):
-            definition = getattr(segment, attribute)
-            return json.loads(definition) if isinstance(definition, str) else definition
-    raise ValidationFailed({"segment": ["the segment has no filter definition"]})
+    return segment.definition
 
 
 def check_fields(requested: str | None, known: Iterable[str], default: Iterable[str]) -> list[str]:

@@ -103,14 +103,22 @@ def test_export_refuses_bad_filters_fields_and_segments_clearly(runner, people, 
         assert result.stdout == ""
 
 
-def test_export_by_saved_segment_needs_the_segments_feature(runner, people):
-    result = export(runner, "--segment", "1")
-    if getattr(models, "Segment", None) is None:
-        assert result.exit_code == 2
-        assert "saved segments are not available" in result.stderr
-    else:
-        assert result.exit_code in (0, 2)
-        assert "no segment 1" in result.stderr or result.exit_code == 0
+def test_export_by_saved_segment_exports_its_members_and_combines_with_flags(runner, people, db):
+    segment = models.Segment(name="Germans", definition={"field": "language", "op": "eq", "value": "de"})
+    db.session.add(segment)
+    db.session.commit()
+    result = export(runner, "--segment", str(segment.id), "--fields", "email")
+    assert result.exit_code == 0, result.stderr
+    assert [r["email"] for r in rows_of(result.stdout)] == ["jo@example.org"]
+    both = export(runner, "--segment", str(segment.id), "--kind", "fan", "--fields", "email")
+    assert both.exit_code == 0 and rows_of(both.stdout) == []
+
+
+def test_export_by_an_unknown_segment_fails_clearly_and_writes_nothing(runner, people):
+    result = export(runner, "--segment", "999")
+    assert result.exit_code == 2
+    assert "no segment 999" in result.stderr
+    assert result.stdout == ""
 
 
 def test_export_to_a_file_and_as_json_lines(runner, people, tmp_path):
