@@ -204,6 +204,8 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         # on POST /join (Flask-Limiter syntax).
         "EMBED_ALLOWED_ORIGINS": embed_allowed_origins(env.get("EMBED_ALLOWED_ORIGINS")),
         "JOIN_RATE_LIMIT": rate_limit("JOIN_RATE_LIMIT", env.get("JOIN_RATE_LIMIT"), "10 per minute;60 per hour"),
+        "API_RATE_LIMIT": rate_limit("API_RATE_LIMIT", env.get("API_RATE_LIMIT"), "600 per minute"),
+        "ACT_RATE_LIMIT": rate_limit("ACT_RATE_LIMIT", env.get("ACT_RATE_LIMIT"), "30 per minute;300 per hour"),
     }
     settings.update(extra)
     return settings

@@ -39,6 +39,8 @@ def test_postgres_urls_are_normalised_to_psycopg3(url, expected):
     ({"PUBLIC_BASE_URL": "ftp://x"}, "PUBLIC_BASE_URL", "expected an http(s) URL"),
     ({"APP_ENV": "staging"}, "APP_ENV", "unknown environment"),
     ({"DEFAULT_ASKS_PER_MONTH": "many"}, "DEFAULT_ASKS_PER_MONTH", "whole number"),
+    ({"API_RATE_LIMIT": "lots"}, "API_RATE_LIMIT", "expected a rate limit"),
+    ({"ACT_RATE_LIMIT": "fast"}, "ACT_RATE_LIMIT", "expected a rate limit"),
 ])
 def test_bad_settings_name_the_variable_and_the_problem(env, variable, fragment):
     with pytest.raises(ConfigError) as info:
