@@ -31,8 +31,8 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
 
 # Modules that define models: imported before anything needs the full metadata (Alembic too).
-MODEL_MODULES = ("core.accounts", "supporters.models", "campaigns.models", "campaigns.actions")
-MODEL_MODULES += ("supporters.transfer_jobs",)  # jobs of exports/imports started from the API
+MODEL_MODULES = ("core.accounts", "supporters.models", "supporters.transfer_jobs", "campaigns.models",
+                 "campaigns.actions")
 
 # Feature modules, each with an `init_app(app)` that registers its blueprints and CLI groups.
 FEATURE_MODULES = (
