@@ -73,37 +73,22 @@ def show_command(campaign_id: int, watch: bool, interval: float) -> None:
         click.echo(_progress_line(s))
 
 
-@campaigns.command("pause")
-@click.argument("campaign_id", type=int)
-def pause_command(campaign_id: int) -> None:
-    """Pause a sending campaign (takes effect within about a second)."""
-    try:
-        services.pause(campaign_id, CLI_ACTOR)
-    except DomainError as exc:
-        _fail(exc)
-    click.echo(f"Paused campaign {campaign_id}.")
+def _transition_command(name: str, change, done: str, help_text: str) -> None:
+    """Register `flask campaigns NAME ID`, one status change through the service."""
+
+    @campaigns.command(name, help=help_text)
+    @click.argument("campaign_id", type=int)
+    def command(campaign_id: int) -> None:
+        try:
+            change(campaign_id, CLI_ACTOR)
+        except DomainError as exc:
+            _fail(exc)
+        click.echo(f"{done} campaign {campaign_id}.")
 
 
-@campaigns.command("resume")
-@click.argument("campaign_id", type=int)
-def resume_command(campaign_id: int) -> None:
-    """Resume a paused campaign where it stopped."""
-    try:
-        services.resume(campaign_id, CLI_ACTOR)
-    except DomainError as exc:
-        _fail(exc)
-    click.echo(f"Resumed campaign {campaign_id}.")
-
-
-@campaigns.command("cancel")
-@click.argument("campaign_id", type=int)
-def cancel_command(campaign_id: int) -> None:
-    """Cancel a campaign for good (what is not sent yet is not sent)."""
-    try:
-        services.cancel(campaign_id, CLI_ACTOR)
-    except DomainError as exc:
-        _fail(exc)
-    click.echo(f"Cancelled campaign {campaign_id}.")
+_transition_command("pause", services.pause, "Paused", "Pause a sending campaign (takes effect within about a second).")
+_transition_command("resume", services.resume, "Resumed", "Resume a paused campaign where it stopped.")
+_transition_command("cancel", services.cancel, "Cancelled", "Cancel a campaign for good (what is not sent yet is not sent).")
 
 
 @campaigns.command("sweep")

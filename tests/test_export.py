@@ -12,6 +12,7 @@ from supporters import models
 from supporters.models import ConsentAction, ConsentEvent, Supporter, SupporterStatus, supporter_tags
 from supporters.privacy import erase_supporter
 from tests.factories import make_supporter, make_tag
+from tests.terminal import run_on_terminal
 
 
 def rows_of(text: str) -> list[dict]:
@@ -177,25 +178,10 @@ def test_export_as_a_subprocess_pipes_clean_csv_without_a_progress_bar(people, s
 
 
 def test_export_shows_a_progress_bar_on_a_terminal(people, subprocess_env, tmp_path):
-    import os
-    import pty
-
     target = tmp_path / "out.csv"
-    parent, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "export", "supporters", "-o", str(target)],
-                            env=subprocess_env, stdout=subprocess.DEVNULL, stderr=child, stdin=subprocess.DEVNULL)
-    os.close(child)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(parent, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    assert proc.wait(120) == 0
-    os.close(parent)
+    code, output = run_on_terminal([sys.executable, "-m", "flask", "--app", "wsgi", "export", "supporters",
+                                    "-o", str(target)], subprocess_env)
+    assert code == 0
     assert b"Exporting supporters" in output and b"3/3" in output
     assert len(rows_of(target.read_text())) == 3
 

@@ -19,6 +19,7 @@ from supporters.models import (
 )
 from supporters.privacy import erase_supporter
 from tests.factories import make_supporter
+from tests.terminal import run_on_terminal
 
 EVIDENCE = ["--consent-note", "Signed up at the 2025 trade fair, paper form", "--consented-at", "2025-09-01"]
 
@@ -344,24 +345,9 @@ def test_import_as_a_subprocess_prints_a_summary_and_no_progress_bar(db, tmp_pat
 
 
 def test_import_shows_a_progress_bar_on_a_terminal(db, tmp_path, subprocess_env):
-    import pty
-
     f = write(tmp_path / "tty.csv", "email\n" + "".join(f"t{i}@example.org\n" for i in range(50)))
-    parent, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "import", "supporters", str(f),
-                             *EVIDENCE, "--batch-size", "20"], env=subprocess_env, stdout=subprocess.DEVNULL,
-                            stderr=child, stdin=subprocess.DEVNULL)
-    os.close(child)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(parent, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    assert proc.wait(120) == 0
-    os.close(parent)
+    code, output = run_on_terminal([sys.executable, "-m", "flask", "--app", "wsgi", "import", "supporters", str(f),
+                                    *EVIDENCE, "--batch-size", "20"], subprocess_env)
+    assert code == 0
     assert b"Importing" in output and b"50/50" in output
     assert count(db, Supporter) == 50
