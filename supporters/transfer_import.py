@@ -15,6 +15,7 @@ status never changes (an unsubscribed or erased person is never made active by a
 
 from __future__ import annotations
 
+import base64
 import codecs
 import csv
 import hashlib
@@ -23,7 +24,6 @@ import json
 import os
 import queue
 import re
-import secrets
 import threading
 import zoneinfo
 from collections.abc import Callable, Iterator
@@ -338,6 +338,17 @@ def check_email(raw: str) -> str:
         raise RowRejected(f"invalid email {value!r}: {exc}") from None
 
 
+def referral_codes(chunk: int = 4096) -> Iterator[str]:
+    """Referral codes in the format of `secrets.token_urlsafe(9)`: 12 characters, 72 random bits.
+
+    The same source (`os.urandom`), drawn a few thousand codes at a time: one call per code was a
+    fifth of the reader's time at a million rows.
+    """
+    while True:
+        text = base64.urlsafe_b64encode(os.urandom(9 * chunk)).decode("ascii")  # 9 bytes -> 12 chars
+        yield from (text[i:i + 12] for i in range(0, len(text), 12))
+
+
 _TIMEZONES: set[str] | None = None
 
 
@@ -357,6 +368,7 @@ class RowChecker:
         self.default_language = opts.language or "en"
         self.active = active
         self.hash_emails = hash_emails
+        self._codes = referral_codes()
 
     def __call__(self, row: list[str]) -> tuple:
         p = self.positions
@@ -386,7 +398,7 @@ class RowChecker:
                 raise RowRejected(f"a tag is longer than {MAX_TAG} characters")
             tags = json.dumps(names, ensure_ascii=False)
         digest = hashlib.sha256(normalized.encode()).hexdigest() if self.hash_emails else None
-        code = secrets.token_urlsafe(9) if self.active else None  # 72 random bits: unguessable, unique
+        code = next(self._codes) if self.active else None
         return (email, normalized, name or None, kind, language, country or None, timezone or None, tags,
                 digest, code)
 
@@ -450,11 +462,14 @@ class Stage:
 
     def create(self) -> None:
         id_type = "BIGINT" if self.pg else "INTEGER"
+        # The reader has already removed in-file duplicates. SQLite needs the key to note new ids
+        # row by row; PostgreSQL joins the stage set-based and would only pay for the index.
+        key = "NOT NULL" if self.pg else "PRIMARY KEY"
         with self.conn.begin():
             self.conn.exec_driver_sql("DROP TABLE IF EXISTS _import_stage")
             self.conn.exec_driver_sql(
                 "CREATE TEMPORARY TABLE _import_stage (line INTEGER NOT NULL, email TEXT NOT NULL, "
-                "email_normalized TEXT PRIMARY KEY, name TEXT, kind TEXT NOT NULL, language TEXT NOT NULL, "
+                f"email_normalized TEXT {key}, name TEXT, kind TEXT NOT NULL, language TEXT NOT NULL, "
                 f"country TEXT, timezone TEXT, tags TEXT, email_hash TEXT, referral_code TEXT, new_id {id_type})")
 
     def drop(self) -> None:
@@ -462,7 +477,10 @@ class Stage:
             self.conn.exec_driver_sql("DROP TABLE IF EXISTS _import_stage")
 
     def load(self, rows: list[tuple]) -> None:
-        self.conn.exec_driver_sql("DELETE FROM _import_stage")
+        # TRUNCATE, not DELETE, on PostgreSQL: deleted rows stay in the table until a vacuum, so
+        # every batch's scan of the stage would also read all earlier batches (a million rows took
+        # 13.8 s with DELETE, 10.9 s with TRUNCATE). SQLite's DELETE without WHERE is a truncate.
+        self.conn.exec_driver_sql("TRUNCATE _import_stage" if self.pg else "DELETE FROM _import_stage")
         columns = ", ".join(STAGE_COLUMNS)
         if self.pg:
             # No wait for the WAL flush at each batch's commit: a crash can lose only the last
