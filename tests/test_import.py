@@ -331,18 +331,20 @@ def test_fast_email_check_never_accepts_what_email_validator_refuses():
         assert ours == theirs, address
 
 
-def test_referral_codes_have_the_join_flows_format_and_do_not_repeat():
+def test_referral_codes_are_url_safe_unguessable_and_do_not_repeat():
     import base64
     import itertools
     import re
 
+    from supporters.join import is_referral_code
     from supporters.transfer_import import referral_codes
 
     codes = list(itertools.islice(referral_codes(chunk=1000), 25_000))  # crosses many refills
-    assert all(re.fullmatch(r"[A-Za-z0-9_-]{12}", c) for c in codes)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{14}", c) and is_referral_code(c) for c in codes)
     assert len(set(codes)) == len(codes)
-    # 9 random bytes each, like secrets.token_urlsafe(9): every code decodes to 9 bytes.
-    assert {len(base64.urlsafe_b64decode(c)) for c in codes} == {9}
+    # After the shared 2-character prefix: 9 random bytes each, like secrets.token_urlsafe(9).
+    assert {len(base64.urlsafe_b64decode(c[2:])) for c in codes} == {9}
+    assert len({c[:2] for c in codes}) > 1 and len({c[2:4] for c in codes[:1000]}) > 500
 
 
 def test_import_as_a_subprocess_prints_a_summary_and_no_progress_bar(db, tmp_path, subprocess_env):
