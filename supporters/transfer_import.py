@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from email_validator import SPECIAL_USE_DOMAIN_NAMES as _SPECIAL_USE
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from sqlalchemy.dialects import postgresql
 
 from core.db import UTCDateTime, utcnow
 from core.errors import ValidationFailed
@@ -519,18 +520,25 @@ class Stage:
                f"AND ({differs})")
         return self.conn.execute(sa.text(sql).bindparams(sa.bindparam("now", now, type_=UTCDateTime()))).rowcount
 
-    def insert_new(self, now: datetime, need_ids: bool) -> int:
+    def insert_new(self, now: datetime, need_ids: bool, tags: bool = False, with_tag_column: bool = False) -> int:
         """Insert the new supporters (and their consent events); return how many were new.
 
         `need_ids`: note each new supporter's id in the stage, for tags and opt-in mails.
+        `tags`: the batch's tags exist already (`ensure_tags`) and will be linked to the new rows.
         """
         status = "active" if self.active else "pending"
-        insert = ("INSERT INTO supporters (email, email_normalized, name, kind, language, country, timezone, status, "
-                  "referral_code, engagement_score, source, created_at, updated_at) "
-                  "SELECT email, email_normalized, name, kind, language, country, timezone, :status, referral_code, "
-                  "0, 'import', :now, :now FROM _import_stage WHERE true "
-                  "ON CONFLICT (email_normalized) DO NOTHING RETURNING id, email_normalized")
         params = [sa.bindparam("now", now, type_=UTCDateTime()), sa.bindparam("status", status)]
+        tag_column = tag_value = ""
+        if self.pg and tags:
+            # The tag index column written with the row (the tags exist already): the trigger on
+            # supporter_tags then finds it right and leaves the row alone instead of rewriting it.
+            tag_column, tag_value = ", tag_ids", f", {self._tag_ids_of_row(with_tag_column)}"
+            params.append(sa.bindparam("tag_names", self.tag_names, type_=postgresql.ARRAY(sa.Text)))
+        insert = ("INSERT INTO supporters (email, email_normalized, name, kind, language, country, timezone, status, "  # noqa: S608 - only constant SQL is interpolated
+                  f"referral_code, engagement_score, source, created_at, updated_at{tag_column}) "
+                  "SELECT email, email_normalized, name, kind, language, country, timezone, :status, referral_code, "
+                  f"0, 'import', :now, :now{tag_value} FROM _import_stage WHERE true "
+                  "ON CONFLICT (email_normalized) DO NOTHING RETURNING id, email_normalized")
         with_consent = not self.opts.send_opt_in
         if self.pg:
             # One statement: supporters, their consent events and (if needed) the ids in the stage,
@@ -554,6 +562,13 @@ class Stage:
                 self.conn.execute(sa.text(self._consent_insert("_import_stage", "new_id")
                                           + " WHERE new_id IS NOT NULL").bindparams(*self._consent_params()))
         return len(new)
+
+    @staticmethod
+    def _tag_ids_of_row(with_tag_column: bool) -> str:
+        """SQL for a staged row's sorted tag ids: the --tag names plus its own tags column."""
+        own = (" OR t.name IN (SELECT j.value FROM json_array_elements_text(_import_stage.tags::json) AS j(value))"
+               if with_tag_column else "")
+        return f"ARRAY(SELECT t.id FROM tags AS t WHERE t.name = ANY(:tag_names){own} ORDER BY t.id)"  # noqa: S608 - constant SQL only
 
     @staticmethod
     def _consent_insert(source: str, id_column: str) -> str:
@@ -590,15 +605,18 @@ class Stage:
                       "ON s.email_normalized = st.email_normalized WHERE s.status <> 'erased')")
         else:
             target = "(SELECT new_id AS sid, tags FROM _import_stage WHERE new_id IS NOT NULL)"
-        conflict = "ON CONFLICT DO NOTHING"
-        for name in self.tag_names:
-            self.conn.execute(sa.text(
-                f"INSERT INTO supporter_tags (tag_id, supporter_id) SELECT (SELECT id FROM tags WHERE name = :name), "  # noqa: S608 - only constant identifiers are interpolated
-                f"t.sid FROM {target} AS t WHERE true {conflict}"), {"name": name})
+        # One statement for all links, so the tag trigger runs once, when each supporter's tags
+        # are complete (and finds the new rows' tag_ids already right).
+        parts, params = [], []
+        if self.tag_names:
+            parts.append(f"SELECT tags.id AS tag_id, t.sid AS sid FROM {target} AS t JOIN tags ON tags.name IN :names")  # noqa: S608 - only constant identifiers are interpolated
+            params.append(sa.bindparam("names", self.tag_names, expanding=True))
         if with_column:
-            self.conn.execute(sa.text(
-                f"INSERT INTO supporter_tags (tag_id, supporter_id) SELECT tags.id, t.sid FROM {target} AS t, "  # noqa: S608 - only constant identifiers are interpolated
-                f"{self._each('t.tags')} JOIN tags ON tags.name = j.value WHERE t.tags IS NOT NULL {conflict}"))
+            parts.append(f"SELECT tags.id AS tag_id, t.sid AS sid FROM {target} AS t, {self._each('t.tags')} "  # noqa: S608 - only constant identifiers are interpolated
+                         f"JOIN tags ON tags.name = j.value WHERE t.tags IS NOT NULL")
+        self.conn.execute(sa.text(
+            f"INSERT INTO supporter_tags (tag_id, supporter_id) SELECT tag_id, sid FROM ({' UNION '.join(parts)}) AS u "  # noqa: S608 - only constant identifiers are interpolated
+            f"WHERE true ON CONFLICT DO NOTHING").bindparams(*params))
 
     def new_ids(self) -> list[int]:
         return [r[0] for r in self.conn.exec_driver_sql(
@@ -770,9 +788,11 @@ def _write_batch(stage: Stage, batch: list[tuple], opts: ImportOptions, with_tag
         stage.load(batch)
         suppressed = stage.drop_suppressed() if batch[0][9] is not None else 0
         updated = stage.update_existing(now) if opts.update else 0
-        inserted = stage.insert_new(now, need_ids=bool(stage.tag_names or with_tag_column or opts.send_opt_in))
-        if stage.tag_names or with_tag_column:
+        tags = bool(stage.tag_names or with_tag_column)
+        if tags:
             stage.ensure_tags(now, with_tag_column)
+        inserted = stage.insert_new(now, need_ids=tags or opts.send_opt_in, tags=tags, with_tag_column=with_tag_column)
+        if tags:
             stage.tag_rows(with_tag_column)
         new_ids = stage.new_ids() if opts.send_opt_in and not opts.dry_run else []
     except BaseException:

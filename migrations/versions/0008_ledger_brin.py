@@ -6,7 +6,8 @@ Create Date: 2026-11-24 13:55:00
 
 The ledger is append-only and read by time only for an auditor's export (`flask export consents
 --since`); the B-tree cost every consent write, which a million-row import pays a million times.
-A BRIN index is a few pages and is not touched per insert. SQLite has no BRIN: it keeps the B-tree.
+A BRIN index is a few pages, and an insert touches it only when it widens an already summarised
+block range. SQLite has no BRIN: it keeps the B-tree.
 """
 from alembic import op
 

@@ -1,0 +1,58 @@
+"""supporter_tags trigger: leave rows whose tag_ids are already right
+
+Revision ID: 0009_tag_sync
+Revises: 0008_ledger_brin
+Create Date: 2026-11-24 14:10:00
+
+The statement trigger on supporter_tags (migration 0003) rewrote every affected supporter row,
+even when `tag_ids` already held the right value. An import now writes `tag_ids` with the row
+itself, so its tags no longer cost a second version of each new supporter (with all its index
+entries). PostgreSQL only; SQLite has neither the column's index nor the trigger.
+"""
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision = '0009_tag_sync'
+down_revision = '0008_ledger_brin'
+branch_labels = None
+depends_on = None
+
+SKIPPING = """
+CREATE OR REPLACE FUNCTION supporter_tags_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Recompute the affected supporters' tag ids from the join table (the source of truth);
+    -- a row that already holds the right value (an import writes it with the row) stays as it is.
+    UPDATE supporters AS s
+       SET tag_ids = v.tag_ids
+      FROM (SELECT c.supporter_id,
+                   COALESCE((SELECT array_agg(st.tag_id ORDER BY st.tag_id)
+                               FROM supporter_tags AS st WHERE st.supporter_id = c.supporter_id), '{}') AS tag_ids
+              FROM (SELECT DISTINCT supporter_id FROM changed) AS c) AS v
+     WHERE s.id = v.supporter_id AND s.tag_ids IS DISTINCT FROM v.tag_ids;
+    RETURN NULL;
+END
+$$
+"""
+
+REWRITING = """
+CREATE OR REPLACE FUNCTION supporter_tags_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Recompute the affected supporters' tag ids from the join table (the source of truth).
+    UPDATE supporters AS s
+       SET tag_ids = COALESCE((SELECT array_agg(st.tag_id ORDER BY st.tag_id)
+                                 FROM supporter_tags AS st WHERE st.supporter_id = s.id), '{}')
+     WHERE s.id IN (SELECT DISTINCT supporter_id FROM changed);
+    RETURN NULL;
+END
+$$
+"""
+
+
+def upgrade():
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute(SKIPPING)
+
+
+def downgrade():
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute(REWRITING)
