@@ -357,20 +357,31 @@ def test_imported_tags_reach_the_tag_index_without_rewriting_the_new_rows(runner
     assert ctids[existing.email] not in ("(0,1)", "(0,2)", "(0,3)", "(0,4)")
 
 
-def test_the_tag_trigger_still_corrects_a_wrong_tag_index(db):
+def test_the_tag_index_follows_every_change_of_the_links(db):
     if db.engine.dialect.name != "postgresql":
-        pytest.skip("the tag index column and its trigger exist on PostgreSQL only")
-    person = make_supporter(email="p@example.org")
-    tag = Tag(name="t")
-    db.session.add(tag)
+        pytest.skip("the tag index column and its triggers exist on PostgreSQL only")
+    ann, bob = make_supporter(email="ann@example.org"), make_supporter(email="bob@example.org")
+    t, u = Tag(name="t"), Tag(name="u")
+    db.session.add_all([t, u])
     db.session.commit()
-    db.session.execute(sa.text("UPDATE supporters SET tag_ids = '{999}'"))
-    db.session.execute(supporter_tags.insert().values(tag_id=tag.id, supporter_id=person.id))
-    db.session.commit()
-    assert db.session.execute(sa.text("SELECT tag_ids FROM supporters")).scalar() == [tag.id]
-    db.session.execute(supporter_tags.delete())
-    db.session.commit()
-    assert db.session.execute(sa.text("SELECT tag_ids FROM supporters")).scalar() == []
+
+    def tag_ids() -> dict[str, list[int]]:
+        db.session.commit()
+        return dict(db.session.execute(sa.text("SELECT email, tag_ids FROM supporters")).all())
+
+    db.session.execute(sa.text("UPDATE supporters SET tag_ids = '{999}' WHERE id = :id"), {"id": ann.id})
+    db.session.execute(supporter_tags.insert().values(tag_id=t.id, supporter_id=ann.id))  # corrects the wrong value
+    assert tag_ids() == {"ann@example.org": [t.id], "bob@example.org": []}
+    db.session.execute(supporter_tags.update().values(supporter_id=bob.id))  # the link moves to bob
+    assert tag_ids() == {"ann@example.org": [], "bob@example.org": [t.id]}
+    db.session.execute(supporter_tags.update().values(tag_id=u.id))  # and becomes another tag
+    assert tag_ids() == {"ann@example.org": [], "bob@example.org": [u.id]}
+    db.session.execute(supporter_tags.insert().values(tag_id=t.id, supporter_id=bob.id))
+    assert tag_ids() == {"ann@example.org": [], "bob@example.org": sorted([t.id, u.id])}
+    db.session.execute(supporter_tags.delete().where(supporter_tags.c.tag_id == u.id))
+    assert tag_ids() == {"ann@example.org": [], "bob@example.org": [t.id]}
+    db.session.execute(sa.text("TRUNCATE supporter_tags"))
+    assert tag_ids() == {"ann@example.org": [], "bob@example.org": []}
 
 
 def test_referral_codes_are_url_safe_unguessable_and_do_not_repeat():

@@ -1,4 +1,4 @@
-"""supporter_tags trigger: leave rows whose tag_ids are already right
+"""supporter_tags triggers: leave rows whose tag_ids are already right; follow UPDATE and TRUNCATE
 
 Revision ID: 0009_tag_sync
 Revises: 0008_ledger_brin
@@ -7,7 +7,8 @@ Create Date: 2026-11-24 14:10:00
 The statement trigger on supporter_tags (migration 0003) rewrote every affected supporter row,
 even when `tag_ids` already held the right value. An import now writes `tag_ids` with the row
 itself, so its tags no longer cost a second version of each new supporter (with all its index
-entries). PostgreSQL only; SQLite has neither the column's index nor the trigger.
+entries). The triggers also covered only INSERT and DELETE: an UPDATE of a link or a TRUNCATE of
+the table left `tag_ids` stale. PostgreSQL only; SQLite answers tag filters from the join table.
 """
 from alembic import op
 
@@ -34,6 +35,31 @@ END
 $$
 """
 
+MOVED = """
+CREATE OR REPLACE FUNCTION supporter_tags_sync_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- A link changed supporter or tag: both the old and the new supporter's tag ids follow.
+    UPDATE supporters AS s
+       SET tag_ids = v.tag_ids
+      FROM (SELECT c.supporter_id,
+                   COALESCE((SELECT array_agg(st.tag_id ORDER BY st.tag_id)
+                               FROM supporter_tags AS st WHERE st.supporter_id = c.supporter_id), '{}') AS tag_ids
+              FROM (SELECT supporter_id FROM changed_old UNION SELECT supporter_id FROM changed_new) AS c) AS v
+     WHERE s.id = v.supporter_id AND s.tag_ids IS DISTINCT FROM v.tag_ids;
+    RETURN NULL;
+END
+$$
+"""
+
+CLEARED = """
+CREATE OR REPLACE FUNCTION supporter_tags_cleared() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE supporters SET tag_ids = '{}' WHERE tag_ids <> '{}';
+    RETURN NULL;
+END
+$$
+"""
+
 REWRITING = """
 CREATE OR REPLACE FUNCTION supporter_tags_sync() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -49,10 +75,23 @@ $$
 
 
 def upgrade():
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute(SKIPPING)
+    if op.get_bind().dialect.name != 'postgresql':
+        return
+    op.execute(SKIPPING)
+    op.execute(MOVED)
+    op.execute(CLEARED)
+    op.execute("CREATE TRIGGER supporter_tags_sync_update AFTER UPDATE ON supporter_tags "
+               "REFERENCING OLD TABLE AS changed_old NEW TABLE AS changed_new FOR EACH STATEMENT "
+               "EXECUTE FUNCTION supporter_tags_sync_moved()")
+    op.execute("CREATE TRIGGER supporter_tags_sync_truncate AFTER TRUNCATE ON supporter_tags "
+               "FOR EACH STATEMENT EXECUTE FUNCTION supporter_tags_cleared()")
 
 
 def downgrade():
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute(REWRITING)
+    if op.get_bind().dialect.name != 'postgresql':
+        return
+    op.execute("DROP TRIGGER IF EXISTS supporter_tags_sync_truncate ON supporter_tags")
+    op.execute("DROP TRIGGER IF EXISTS supporter_tags_sync_update ON supporter_tags")
+    op.execute("DROP FUNCTION IF EXISTS supporter_tags_cleared()")
+    op.execute("DROP FUNCTION IF EXISTS supporter_tags_sync_moved()")
+    op.execute(REWRITING)
