@@ -26,7 +26,9 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 # A sentinel that Markdown and the sanitiser pass through untouched (letters and digits only).
 _SENTINEL = "zqzph{}zqz"
 _SENTINEL_RE = re.compile(r"zqzph(\d+)zqz")
-_LINK = re.compile(r"!?\[([^\]]*)\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+# A link's URL may hold balanced parentheses, as CommonMark allows (https://en.wikipedia.org/wiki/X_(y)).
+URL_IN_PARENS = r"(?:[^()\s]|\([^()\s]*\))+"
+_LINK = re.compile(r"!?\[([^\]]*)\]\((" + URL_IN_PARENS + r")(?:\s+\"[^\"]*\")?\)")
 
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
 _ALLOWED_TAGS = {"a", "p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "blockquote", "code", "pre",

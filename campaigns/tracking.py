@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from campaigns.actions import Click, Link, LinkPurpose
 from campaigns.models import Campaign, Delivery
+from campaigns.render import URL_IN_PARENS
 from core.db import utcnow
 from core.signing import InvalidToken, make_token, read_token
 from wsgi import db
@@ -26,7 +27,7 @@ REDIRECT = "r"
 ACTION_PAGE_URL = "act:"  # the pseudo-URL of the Link that counts action-page opens
 
 # Inline Markdown links `[label](https://… "title")` and autolinks `<https://…>`.
-_INLINE = re.compile(r"(\]\()(https?://[^)\s]+)((?:\s+\"[^\"]*\")?\))")
+_INLINE = re.compile(r"(\]\()(https?://" + URL_IN_PARENS + r")((?:\s+\"[^\"]*\")?\))")
 _AUTOLINK = re.compile(r"<(https?://[^>\s]+)>")
 
 
