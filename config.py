@@ -206,6 +206,10 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         "JOIN_RATE_LIMIT": rate_limit("JOIN_RATE_LIMIT", env.get("JOIN_RATE_LIMIT"), "10 per minute;60 per hour"),
         "API_RATE_LIMIT": rate_limit("API_RATE_LIMIT", env.get("API_RATE_LIMIT"), "600 per minute"),
         "ACT_RATE_LIMIT": rate_limit("ACT_RATE_LIMIT", env.get("ACT_RATE_LIMIT"), "30 per minute;300 per hour"),
+        # Reverse proxies in front of the app that append X-Forwarded-For/-Proto: with 1 (one proxy)
+        # the per-IP limits and the consent ledger see the visitor's address instead of the proxy's.
+        # 0 ignores those headers, which anyone can send.
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES"), 0),
     }
     settings.update(extra)
     return settings

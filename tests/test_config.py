@@ -39,6 +39,7 @@ def test_postgres_urls_are_normalised_to_psycopg3(url, expected):
     ({"PUBLIC_BASE_URL": "ftp://x"}, "PUBLIC_BASE_URL", "expected an http(s) URL"),
     ({"APP_ENV": "staging"}, "APP_ENV", "unknown environment"),
     ({"DEFAULT_ASKS_PER_MONTH": "many"}, "DEFAULT_ASKS_PER_MONTH", "whole number"),
+    ({"TRUSTED_PROXIES": "-1"}, "TRUSTED_PROXIES", "at least 0"),
     ({"API_RATE_LIMIT": "lots"}, "API_RATE_LIMIT", "expected a rate limit"),
     ({"ACT_RATE_LIMIT": "fast"}, "ACT_RATE_LIMIT", "expected a rate limit"),
 ])

@@ -207,6 +207,27 @@ def test_the_rate_limit_answers_with_a_friendly_page(app, settings):
         assert [s.email for s in rows(db)] == ["a1@example.org", "a2@example.org"]
 
 
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_behind_a_trusted_proxy_limits_and_the_ledger_see_the_visitor_not_the_proxy(app, settings, proxies):
+    from wsgi import create_app, db
+
+    proxied = create_app({**settings, "JOIN_RATE_LIMIT": "1 per minute", "TRUSTED_PROXIES": str(proxies)})
+    client = proxied.test_client()
+
+    def join_from(address: str, email: str) -> int:
+        data = {**join_form(email=email), "csrf_token": csrf_token(client)}
+        return client.post("/join", data=data, headers={"X-Forwarded-For": address}).status_code
+
+    with proxied.app_context():
+        assert join_from("203.0.113.7", "v1@example.org") == 200
+        # Another visitor through the same proxy has a limit of their own, but only when the
+        # proxy is trusted: otherwise the header is ignored (anyone could send one).
+        assert join_from("198.51.100.4", "v2@example.org") == (200 if proxies else 429)
+        assert join_from("203.0.113.7", "v3@example.org") == 429
+        ips = db.session.scalars(sa.select(ConsentEvent.ip).order_by(ConsentEvent.id)).all()
+        assert ips == (["203.0.113.7", "198.51.100.4"] if proxies else ["127.0.0.1"])
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fields, field, message", [
