@@ -54,7 +54,6 @@ ALIASES = {
     "tags": {"tags", "tag"},
 }
 DELIMITERS = ",;\t|"
-OPT_IN_JOB = "supporters.join.send_confirmation"
 CONSENT_PURPOSE = "campaigns"
 MAX_NAME = 200
 MAX_TAG = 80
@@ -624,13 +623,11 @@ class Stage:
 
 
 def _enqueue_opt_in(ids: list[int]) -> int:
-    from rq import Queue
+    """Queue the double-opt-in mails of a committed batch: one throttled job per OPT_IN_BATCH people."""
+    from supporters.join import OPT_IN_BATCH, send_confirmations
 
-    from core.queues import get_queue
-
-    queue = get_queue("mail")
-    for start in range(0, len(ids), 1000):  # one Redis pipeline per thousand
-        queue.enqueue_many([Queue.prepare_data(OPT_IN_JOB, args=(i,)) for i in ids[start:start + 1000]])
+    send_confirmations.enqueue_many([(ids[start:start + OPT_IN_BATCH],)
+                                     for start in range(0, len(ids), OPT_IN_BATCH)])
     return len(ids)
 
 

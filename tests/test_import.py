@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.queues import get_queue
+from supporters.join import OPT_IN_JOB_SECONDS
 from supporters.models import (
     ConsentEvent,
     Supporter,
@@ -20,6 +21,7 @@ from supporters.models import (
 from supporters.privacy import erase_supporter
 from tests.factories import make_supporter
 from tests.terminal import run_on_terminal
+from tests.test_join_support import outbox, run_mail_worker
 
 EVIDENCE = ["--consent-note", "Signed up at the 2025 trade fair, paper form", "--consented-at", "2025-09-01"]
 
@@ -100,11 +102,42 @@ def test_send_opt_in_imports_pending_people_and_queues_their_confirmation_mail(r
     assert [p.status for p in people] == [SupporterStatus.PENDING] * 3
     assert all(p.referral_code is None for p in people)
     assert count(db, ConsentEvent) == 0
+    # One throttled job per committed batch (up to OPT_IN_BATCH people each), not one per person.
     jobs = get_queue("mail").get_jobs()
-    assert [j.func_name for j in jobs] == ["supporters.join.send_confirmation"] * 3
-    assert sorted(j.args for j in jobs) == [(p.id,) for p in people]
+    assert [j.func_name for j in jobs] == ["supporters.join.send_confirmations"] * 2
+    assert sorted(j.args for j in jobs) == [([people[0].id, people[1].id],), ([people[2].id],)]
+    assert all(j.timeout > OPT_IN_JOB_SECONDS for j in jobs)
     again = run(runner, f, "--send-opt-in", evidence=False)
-    assert "inserted 0" in again.stdout and get_queue("mail").count == 3
+    assert "inserted 0" in again.stdout and get_queue("mail").count == 2
+
+
+def test_opt_in_mails_of_an_import_go_out_through_a_worker_once_each(app, runner, db, tmp_path):
+    f = write(tmp_path / "optin.csv", "email\na@example.org\nb@example.org\nc@example.org\n")
+    assert run(runner, f, "--send-opt-in", "--batch-size", "2", evidence=False).exit_code == 0
+    bob = db.session.scalar(sa.select(Supporter).where(Supporter.email == "b@example.org"))
+    erase_supporter(bob)  # left before the worker came round: gets nothing
+    db.session.commit()
+    run_mail_worker(app)
+    run_mail_worker(app)  # a second pass (e.g. a retried job) sends nothing twice
+    assert sorted(m["To"] for m in outbox(app)) == ["a@example.org", "c@example.org"]
+    db.session.rollback()
+    sent = db.session.scalars(sa.select(Supporter.confirmation_sent_at).where(Supporter.status == "pending")).all()
+    assert len(sent) == 2 and None not in sent
+
+
+def test_opt_in_mails_share_the_sending_engines_rates_and_hand_on_what_must_wait(app, db, monkeypatch):
+    from supporters import join
+
+    people = [make_supporter(f"p{i}@example.org", status=SupporterStatus.PENDING, consent=False).id for i in range(3)]
+    app.config["CAMPAIGN_DOMAIN_RATE_PER_MINUTE"] = 1  # one mail a minute to example.org
+    monkeypatch.setattr(join, "OPT_IN_JOB_SECONDS", 5.0)
+    assert join.send_confirmations(people) == 1
+    assert [m["To"] for m in outbox(app)] == ["p0@example.org"]
+    # The next example.org mail may go in a minute: rather than hold the worker, the job queued
+    # the rest as a new job; the domain's budget is shared, so that job waits its turn as well.
+    (rest,) = get_queue("mail").get_jobs()
+    assert (rest.func_name, rest.args) == ("supporters.join.send_confirmations", (people[1:],))
+    assert join.send_confirmations(people[1:]) == 0 and len(outbox(app)) == 1
 
 
 def test_suppressed_and_erased_addresses_are_never_imported(runner, db, tmp_path):
