@@ -27,6 +27,7 @@ from campaigns.actions import (
     VoteChoice,
 )
 from campaigns.models import Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus
+from campaigns.review_rules import accepts
 from campaigns.tracking import action_page_link, ensure_links, link_url, read_action_token, record_click
 from core.accounts import record_audit
 from core.db import utcnow
@@ -137,9 +138,22 @@ def share(ctx: ActContext, network: str, text: str | None) -> str | None:
 
 # --- review --------------------------------------------------------------------------------------
 
+def _open_destinations(ctx: ActContext) -> list[dict]:
+    """The campaign's destinations that accept a review from this supporter's kind.
+
+    A mixed audience passes the rule check with a warning (e.g. kununu in a campaign to fans and
+    former employees): each person is then only offered the sites that accept their review.
+    """
+    kind = ctx.supporter.kind.value
+    return [d for d in ctx.config["destinations"] if accepts(d["site"], kind)]
+
+
 def review_destinations(ctx: ActContext) -> list[dict]:
-    """The destinations with a tracked link each (the site's own URL is stored with the campaign)."""
-    dests = ctx.config["destinations"]
+    """The destinations open to this supporter, with a tracked link each (the site's own URL is
+    stored with the campaign)."""
+    dests = _open_destinations(ctx)
+    if not dests:
+        return []
     ids = ensure_links(ctx.campaign.id, [d["url"] for d in dests])
     db.session.commit()
     done = set(db.session.scalars(sa.select(Action.detail).where(
@@ -153,6 +167,8 @@ def confirm_review(ctx: ActContext, site: str, review_url: str | None) -> None:
     """"I wrote a review": recorded once per destination (a second confirmation updates the link)."""
     if site not in {d["site"] for d in ctx.config["destinations"]}:
         raise ValidationFailed({"site": ["not a destination of this campaign"]})
+    if site not in {d["site"] for d in _open_destinations(ctx)}:
+        raise ValidationFailed({"site": ["this site does not accept reviews from you"]})
     review_url = clean_text(review_url, MAX_REVIEW_URL, "review_url")
     if review_url is not None and not kinds.is_http_url(review_url, MAX_REVIEW_URL):
         raise ValidationFailed({"review_url": ["a web address starting with http:// or https://"]})

@@ -38,6 +38,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "review.confirm": "Confirm",
         "review.done": "Noted, thank you.",
         "review.thanks": "Thank you for taking the time.",
+        "review.none_for_you": "The review sites of this campaign only accept reviews from people in another "
+                               "relationship with us, so there is nothing to do for you here. Thank you anyway!",
         "poll.choose_one": "Choose one option.",
         "poll.choose_many": "Choose one or more options.",
         "poll.submit": "Vote",
@@ -91,6 +93,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "review.confirm": "Bestätigen",
         "review.done": "Vermerkt, danke.",
         "review.thanks": "Danke, dass Sie sich die Zeit genommen haben.",
+        "review.none_for_you": "Die Bewertungsportale dieser Kampagne nehmen nur Bewertungen von Menschen in einer "
+                               "anderen Beziehung zu uns an, hier gibt es für Sie also nichts zu tun. Trotzdem danke!",
         "poll.choose_one": "Wählen Sie eine Option.",
         "poll.choose_many": "Wählen Sie eine oder mehrere Optionen.",
         "poll.submit": "Abstimmen",

@@ -45,6 +45,12 @@ SITES: dict[str, ReviewSite] = {s.key: s for s in [
 ]}
 
 
+def accepts(site_key: str, supporter_kind: str) -> bool:
+    """May a supporter of this kind review on this site? (Sites outside the table: yes.)"""
+    site = SITES.get(site_key)
+    return site is None or site.reviewer_kinds is None or supporter_kind in site.reviewer_kinds
+
+
 @dataclass
 class RuleCheck:
     errors: list[str] = field(default_factory=list)  # the campaign is refused

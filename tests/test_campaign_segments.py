@@ -113,3 +113,33 @@ def test_an_unknown_segment_is_a_422_naming_the_field_and_nothing_changes(client
 def test_listing_campaigns_after_an_id_beyond_any_campaign_is_a_422_not_an_overflow(client, manager):
     response = client.get("/api/v1/campaigns", query_string={"after": 2**33}, headers=manager)
     assert response.status_code == 422 and response.json["errors"][0]["field"] == "after"
+
+
+def test_review_rules_read_the_saved_segment_at_creation_and_again_at_launch(client, db, manager):
+    from tests.actions_helpers import create as create_action
+
+    kununu = {"destinations": [{"site": "kununu", "url": "https://www.kununu.com/de/company"}]}
+    make_supporter(kind="former_employee")
+    formers = Segment(name="Former staff", definition={"field": "kind", "op": "eq", "value": "former_employee"})
+    fans = Segment(name="Fans", definition={"field": "kind", "op": "eq", "value": "fan"})
+    db.session.add_all([formers, fans])
+    db.session.commit()
+    # Only former employees may review on kununu: a segment of them passes without a warning …
+    ok = create_action(client, manager, "review", kununu, audience={"segment_id": formers.id})
+    assert ok["warnings"] == []
+    # … a segment of fans is refused, as the same condition written inline would be.
+    refused = create_action(client, manager, "review", kununu, status=422, audience={"segment_id": fans.id})
+    assert any("only former_employee" in e["message"] for e in refused["errors"])
+    # Someone edits the segment after the campaign was created: the launch checks again.
+    edited = client.patch(f"/api/v1/segments/{formers.id}", headers={**manager, "If-Match": _etag(client, manager,
+                                                                                                  formers.id)},
+                          json={"definition": {"field": "kind", "op": "eq", "value": "fan"}})
+    assert edited.status_code == 200, edited.get_json()
+    launch = client.post(f"/api/v1/campaigns/{ok['id']}/launch", headers=manager)
+    assert launch.status_code == 422, launch.get_json()
+    assert "only former_employee" in str(launch.get_json())
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Delivery)) == 0
+
+
+def _etag(client, headers, segment_id: int) -> str:
+    return client.get(f"/api/v1/segments/{segment_id}", headers=headers).headers["ETag"]

@@ -120,3 +120,32 @@ def test_a_review_campaign_needs_the_action_link_to_launch(client, db, manager):
     campaign = create(client, manager, "review", {"destinations": [GOOGLE]}, body="No link here")
     response = client.post(f"/api/v1/campaigns/{campaign['id']}/launch", headers=manager)
     assert response.status_code == 422 and "action_url" in response.get_json()["detail"]
+
+
+def test_in_a_mixed_audience_each_supporter_is_offered_only_the_sites_that_accept_their_review(
+        app, client, db, smtp_sink, manager):
+    fan = make_supporter("fan@example.org", kind="fan")
+    former = make_supporter("former@example.org", kind="former_employee")
+    both = create(client, manager, "review", {"destinations": [GOOGLE, KUNUNU]})
+    assert any("kununu: only former_employee" in w for w in both["warnings"])  # allowed, with a warning
+    launch(client, manager, both["id"], app)
+    sent = mails(smtp_sink)
+    fan_page, former_page = (client.get(act_path(sent[p.email])).get_data(as_text=True) for p in (fan, former))
+    assert 'id="dest-google"' in fan_page and 'id="dest-kununu"' not in fan_page
+    assert 'id="dest-google"' in former_page and 'id="dest-kununu"' in former_page
+    refused = client.post(act_path(sent[fan.email]), data={"site": "kununu"})
+    assert refused.status_code == 422 and "does not accept reviews from you" in refused.get_data(as_text=True)
+    assert client.post(act_path(sent[former.email]), data={"site": "kununu"}).status_code == 200
+    assert [(a.supporter_id, a.detail) for a in db.session.scalars(sa.select(Action))] == [(former.id, "kununu")]
+
+
+def test_a_supporter_no_destination_accepts_is_told_so_and_can_confirm_nothing(app, client, db, smtp_sink, manager):
+    fan = make_supporter("fan@example.org", kind="fan")
+    make_supporter("former@example.org", kind="former_employee")
+    campaign = create(client, manager, "review", {"destinations": [KUNUNU]})
+    launch(client, manager, campaign["id"], app)
+    page = client.get(act_path(mails(smtp_sink)[fan.email]))
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'id="no-destination"' in html and 'id="dest-kununu"' not in html
+    assert client.post(act_path(mails(smtp_sink)[fan.email]), data={"site": "kununu"}).status_code == 422
+    assert counts()["actions"] == 0
