@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from core.db import utcnow
 from core.errors import ValidationFailed
 from core.mail import PermanentMailError
-from core.queues import job
+from core.queues import get_queue, job
 from core.redis import get_redis
 from core.signing import ExpiredToken, InvalidToken, read_token
 from supporters import consent, links
@@ -506,8 +506,10 @@ def send_confirmations(supporter_ids: list[int]) -> int:
     Each mail first takes its place in the global and per-recipient-domain limits that campaign
     sends use (`CAMPAIGN_RATE_PER_SECOND`, `CAMPAIGN_DOMAIN_RATE_PER_MINUTE`, kept in Redis for
     all workers), so a big import neither floods the relay nor starves a running campaign. A job
-    that would wait longer than OPT_IN_JOB_SECONDS queues the rest as a new job (behind whatever
-    else is waiting) instead of holding a worker. Safe to run twice, like `send_confirmation`.
+    that would wait longer than OPT_IN_JOB_SECONDS schedules the rest as a new job for when the
+    rates allow (the workers run RQ's scheduler), and one that has run that long queues the rest
+    behind whatever else is waiting, instead of holding a worker or meeting its timeout. Safe to
+    run twice, like `send_confirmation`.
     Returns how many mails went out.
     """
     import time
@@ -520,6 +522,9 @@ def send_confirmations(supporter_ids: list[int]) -> int:
     started = time.monotonic()
     sent = 0
     for index, supporter_id in enumerate(supporter_ids):
+        if time.monotonic() - started > OPT_IN_JOB_SECONDS:  # a slow relay: stay well inside the job timeout
+            send_confirmations.enqueue(supporter_ids[index:])
+            return sent
         email = db.session.scalar(sa.select(Supporter.email).where(Supporter.id == supporter_id,
                                                                    Supporter.status == SupporterStatus.PENDING))
         db.session.rollback()
@@ -529,9 +534,11 @@ def send_confirmations(supporter_ids: list[int]) -> int:
         wait, _ = throttle.acquire_or_wait(limits)
         while wait > 0:
             if time.monotonic() + wait - started > OPT_IN_JOB_SECONDS:
+                # Due when the rates allow the next mail (the workers' scheduler queues it then).
                 rest = supporter_ids[index:]
-                send_confirmations.enqueue(rest)
-                log.info("opt-in mails throttled: %d queued again in a new job", len(rest))
+                get_queue("mail").enqueue_in(timedelta(seconds=wait), send_confirmations, rest, retry=_RETRY,
+                                             job_timeout=OPT_IN_JOB_SECONDS + 120)
+                log.info("opt-in mails throttled: %d handed to a job due in %.0f s", len(rest), wait)
                 return sent
             time.sleep(min(wait, 0.5))
             wait, _ = throttle.acquire_or_wait(limits)
