@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 from flask import jsonify
 from flask_limiter.util import get_remote_address
@@ -19,8 +21,15 @@ from core.accounts import AdminUser, _hasher
 from core.db import utcnow
 from wsgi import db, limiter
 
-# Verifying against a real hash when the address is unknown keeps the timing the same.
-_DUMMY_HASH = _hasher.hash("not-a-password-of-anyone")
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verifying against a real hash when the address is unknown keeps the timing the same.
+
+    Made on first use, not at import: an argon2 hash takes 64 MB and ~0.1 s, which every process
+    loading the app (each `flask` command, each web worker) would otherwise pay at start-up.
+    """
+    return _hasher.hash("not-a-password-of-anyone")
 
 
 class SignIn(ApiSchema):
@@ -65,7 +74,7 @@ def sign_in():
 
 def _verify_dummy(password: str) -> None:
     try:
-        _hasher.verify(_DUMMY_HASH, password)
+        _hasher.verify(_dummy_hash(), password)
     except Exception:  # noqa: BLE001 - a mismatch is the expected outcome
         pass
 
