@@ -23,7 +23,7 @@ BODY = "Hello {{first_name}}, news! [Preferences]({{preferences_url}})"
 
 
 def _empty(db) -> None:
-    db.session.execute(sa.text("TRUNCATE deliveries"))
+    db.session.execute(sa.text("TRUNCATE deliveries CASCADE"))  # actions and clicks reference deliveries
     db.session.commit()
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE deliveries"))
