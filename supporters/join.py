@@ -519,14 +519,16 @@ def send_confirmations(supporter_ids: list[int]) -> int:
     global_rate = current_app.config["CAMPAIGN_RATE_PER_SECOND"]
     domain_rate = current_app.config["CAMPAIGN_DOMAIN_RATE_PER_MINUTE"]
     started = time.monotonic()
+    # One query for the batch; send_confirmation re-checks each person right before sending.
+    emails = dict(db.session.execute(sa.select(Supporter.id, Supporter.email).where(
+        Supporter.id.in_(supporter_ids), Supporter.status == SupporterStatus.PENDING)).all())
+    db.session.rollback()
     sent = 0
     for index, supporter_id in enumerate(supporter_ids):
         if time.monotonic() - started > OPT_IN_JOB_SECONDS:  # a slow relay: stay well inside the job timeout
             send_confirmations.enqueue(supporter_ids[index:])
             return sent
-        email = db.session.scalar(sa.select(Supporter.email).where(Supporter.id == supporter_id,
-                                                                   Supporter.status == SupporterStatus.PENDING))
-        db.session.rollback()
+        email = emails.get(supporter_id)
         if not email:
             continue  # confirmed, left or erased meanwhile: send_confirmation would do nothing either
         limits = throttle.limits(0, email.rpartition("@")[2], global_rate, None, domain_rate)

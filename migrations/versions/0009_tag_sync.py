@@ -18,38 +18,27 @@ down_revision = '0008_ledger_brin'
 branch_labels = None
 depends_on = None
 
-SKIPPING = """
-CREATE OR REPLACE FUNCTION supporter_tags_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+# Recompute the tag ids of the supporters a statement touched, from the join table (the source
+# of truth), and write only the rows whose value changes. {ids} selects the touched supporters.
+_SYNC = """
+CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    -- Recompute the affected supporters' tag ids from the join table (the source of truth);
-    -- a row that already holds the right value (an import writes it with the row) stays as it is.
     UPDATE supporters AS s
        SET tag_ids = v.tag_ids
       FROM (SELECT c.supporter_id,
                    COALESCE((SELECT array_agg(st.tag_id ORDER BY st.tag_id)
-                               FROM supporter_tags AS st WHERE st.supporter_id = c.supporter_id), '{}') AS tag_ids
-              FROM (SELECT DISTINCT supporter_id FROM changed) AS c) AS v
+                               FROM supporter_tags AS st WHERE st.supporter_id = c.supporter_id), '{{}}') AS tag_ids
+              FROM ({ids}) AS c) AS v
      WHERE s.id = v.supporter_id AND s.tag_ids IS DISTINCT FROM v.tag_ids;
     RETURN NULL;
 END
 $$
 """
-
-MOVED = """
-CREATE OR REPLACE FUNCTION supporter_tags_sync_moved() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    -- A link changed supporter or tag: both the old and the new supporter's tag ids follow.
-    UPDATE supporters AS s
-       SET tag_ids = v.tag_ids
-      FROM (SELECT c.supporter_id,
-                   COALESCE((SELECT array_agg(st.tag_id ORDER BY st.tag_id)
-                               FROM supporter_tags AS st WHERE st.supporter_id = c.supporter_id), '{}') AS tag_ids
-              FROM (SELECT supporter_id FROM changed_old UNION SELECT supporter_id FROM changed_new) AS c) AS v
-     WHERE s.id = v.supporter_id AND s.tag_ids IS DISTINCT FROM v.tag_ids;
-    RETURN NULL;
-END
-$$
-"""
+# INSERT and DELETE (the triggers of migration 0003 call this one).
+SKIPPING = _SYNC.format(name="supporter_tags_sync", ids="SELECT DISTINCT supporter_id FROM changed")
+# UPDATE: a link may have moved to another supporter, so both the old and the new one follow.
+MOVED = _SYNC.format(name="supporter_tags_sync_moved",
+                     ids="SELECT supporter_id FROM changed_old UNION SELECT supporter_id FROM changed_new")
 
 CLEARED = """
 CREATE OR REPLACE FUNCTION supporter_tags_cleared() RETURNS trigger LANGUAGE plpgsql AS $$
