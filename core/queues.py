@@ -7,6 +7,7 @@ Enqueue only after the rows a job needs are committed: the function that commits
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask
@@ -30,7 +31,8 @@ def get_queue(name: str) -> Queue:
 
 
 def job(queue: str, **job_options: Any) -> Callable:
-    """Mark a function as a job for `queue`; `fn.enqueue(...)` and `fn.enqueue_many(...)` queue it."""
+    """Mark a function as a job for `queue`; `fn.enqueue(...)`, `fn.enqueue_many(...)` and
+    `fn.enqueue_in(delay, ...)` queue it (the last through the workers' scheduler)."""
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
 
@@ -47,8 +49,12 @@ def job(queue: str, **job_options: Any) -> Callable:
             data = [Queue.prepare_data(func, args=tuple(args), **options) for args in argument_lists]
             return q.enqueue_many(data) if data else []
 
+        def enqueue_in(delay: timedelta, *args: Any, **kwargs: Any) -> Job:
+            return get_queue(queue).enqueue_in(delay, func, *args, **{**job_options, **kwargs})
+
         func.queue_name = queue
         func.enqueue = enqueue
+        func.enqueue_in = enqueue_in
         func.enqueue_many = enqueue_many
         return func
 

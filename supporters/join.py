@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from core.db import utcnow
 from core.errors import ValidationFailed
 from core.mail import PermanentMailError
-from core.queues import get_queue, job
+from core.queues import job
 from core.redis import get_redis
 from core.signing import ExpiredToken, InvalidToken, read_token
 from supporters import consent, links
@@ -500,7 +500,7 @@ OPT_IN_BATCH = 500  # supporters per `send_confirmations` job: a million-row imp
 OPT_IN_JOB_SECONDS = 120.0  # a job that has run, or would wait, this long hands the rest to a new job
 
 
-@job("mail", retry=_RETRY, job_timeout=OPT_IN_JOB_SECONDS + 120)
+@job("mail", retry=_RETRY, job_timeout=OPT_IN_JOB_SECONDS + 120)  # the margin covers the last mail
 def send_confirmations(supporter_ids: list[int]) -> int:
     """The double-opt-in mails of an import, at the sending engine's shared rates.
 
@@ -537,8 +537,7 @@ def send_confirmations(supporter_ids: list[int]) -> int:
             if time.monotonic() + wait - started > OPT_IN_JOB_SECONDS:
                 # Due when the rates allow the next mail (the workers' scheduler queues it then).
                 rest = supporter_ids[index:]
-                get_queue("mail").enqueue_in(timedelta(seconds=wait), send_confirmations, rest, retry=_RETRY,
-                                             job_timeout=OPT_IN_JOB_SECONDS + 120)
+                send_confirmations.enqueue_in(timedelta(seconds=wait), rest)
                 log.info("opt-in mails throttled: %d handed to a job due in %.0f s", len(rest), wait)
                 return sent
             time.sleep(min(wait, 0.5))

@@ -519,16 +519,17 @@ class Stage:
                f"AND ({differs})")
         return self.conn.execute(sa.text(sql).bindparams(sa.bindparam("now", now, type_=UTCDateTime()))).rowcount
 
-    def insert_new(self, now: datetime, need_ids: bool, tags: bool = False, with_tag_column: bool = False) -> int:
+    def insert_new(self, now: datetime, need_ids: bool, with_tag_column: bool = False) -> int:
         """Insert the new supporters (and their consent events); return how many were new.
 
         `need_ids`: note each new supporter's id in the stage, for tags and opt-in mails.
-        `tags`: the batch's tags exist already (`ensure_tags`) and will be linked to the new rows.
+        With --tag names or a tags column, the batch's tags exist already (`ensure_tags`) and will
+        be linked to the new rows.
         """
         status = "active" if self.active else "pending"
         params = [sa.bindparam("now", now, type_=UTCDateTime()), sa.bindparam("status", status)]
         tag_column = tag_value = ""
-        if self.pg and tags:
+        if self.pg and (self.tag_names or with_tag_column):
             # The tag index column written with the row (the tags exist already): the trigger on
             # supporter_tags then finds it right and leaves the row alone instead of rewriting it.
             tag_column, tag_value = ", tag_ids", f", {self._tag_ids_of_row(with_tag_column)}"
@@ -788,7 +789,7 @@ def _write_batch(stage: Stage, batch: list[tuple], opts: ImportOptions, with_tag
         tags = bool(stage.tag_names or with_tag_column)
         if tags:
             stage.ensure_tags(now, with_tag_column)
-        inserted = stage.insert_new(now, need_ids=tags or opts.send_opt_in, tags=tags, with_tag_column=with_tag_column)
+        inserted = stage.insert_new(now, need_ids=tags or opts.send_opt_in, with_tag_column=with_tag_column)
         if tags:
             stage.tag_rows(with_tag_column)
         new_ids = stage.new_ids() if opts.send_opt_in and not opts.dry_run else []

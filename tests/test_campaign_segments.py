@@ -131,15 +131,11 @@ def test_review_rules_read_the_saved_segment_at_creation_and_again_at_launch(cli
     refused = create_action(client, manager, "review", kununu, status=422, audience={"segment_id": fans.id})
     assert any("only former_employee" in e["message"] for e in refused["errors"])
     # Someone edits the segment after the campaign was created: the launch checks again.
-    edited = client.patch(f"/api/v1/segments/{formers.id}", headers={**manager, "If-Match": _etag(client, manager,
-                                                                                                  formers.id)},
+    etag = client.get(f"/api/v1/segments/{formers.id}", headers=manager).headers["ETag"]
+    edited = client.patch(f"/api/v1/segments/{formers.id}", headers={**manager, "If-Match": etag},
                           json={"definition": {"field": "kind", "op": "eq", "value": "fan"}})
     assert edited.status_code == 200, edited.get_json()
     launch = client.post(f"/api/v1/campaigns/{ok['id']}/launch", headers=manager)
     assert launch.status_code == 422, launch.get_json()
     assert "only former_employee" in str(launch.get_json())
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Delivery)) == 0
-
-
-def _etag(client, headers, segment_id: int) -> str:
-    return client.get(f"/api/v1/segments/{segment_id}", headers=headers).headers["ETag"]

@@ -215,8 +215,7 @@ def test_behind_a_trusted_proxy_limits_and_the_ledger_see_the_visitor_not_the_pr
     client = proxied.test_client()
 
     def join_from(address: str, email: str) -> int:
-        data = {**join_form(email=email), "csrf_token": csrf_token(client)}
-        return client.post("/join", data=data, headers={"X-Forwarded-For": address}).status_code
+        return post_join(client, headers={"X-Forwarded-For": address}, email=email).status_code
 
     with proxied.app_context():
         assert join_from("203.0.113.7", "v1@example.org") == 200

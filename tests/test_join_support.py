@@ -30,11 +30,11 @@ def join_form(**fields) -> dict:
     return {k: v for k, v in data.items() if v is not None}
 
 
-def post_join(client, path: str = "/join", **fields):
+def post_join(client, path: str = "/join", headers: dict | None = None, **fields):
     """Fetch the form (for its CSRF token) and submit it, as a browser would."""
     data = join_form(**fields)
     data["csrf_token"] = csrf_token(client, path)
-    return client.post(path, data=data)
+    return client.post(path, data=data, headers=headers)
 
 
 def run_mail_worker(app) -> None:
