@@ -11,24 +11,17 @@ import sys
 from pathlib import Path
 
 from flask import Flask
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
-from flask_login import LoginManager
-from flask_migrate import Migrate
-from flask_sqlalchemy import SQLAlchemy
-from flask_wtf import CSRFProtect
 from werkzeug.routing import IntegerConverter
 
 import config
-from core.db import Base
+
+# The singletons live in core.extensions (which imports nothing above core), so no module has to
+# import this composition root; they are re-exported here for scripts and tests.
+from core.extensions import csrf, db, limiter, login_manager, migrate
+
+__all__ = ["create_app", "csrf", "db", "limiter", "login_manager", "migrate"]
 
 ROOT = Path(__file__).resolve().parent
-
-db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
-login_manager = LoginManager()
-csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
 
 # Modules that define models: imported before anything needs the full metadata (Alembic too).
 MODEL_MODULES = ("core.accounts", "supporters.models", "supporters.transfer_jobs", "campaigns.models",
@@ -95,12 +88,3 @@ def create_app(overrides: dict | None = None) -> Flask:
         importlib.import_module(name).init_app(app)
     return app
 
-
-@login_manager.user_loader
-def _load_user(user_id: str):
-    from core.accounts import AdminUser
-
-    if not user_id.isdigit():
-        return None
-    user = db.session.get(AdminUser, int(user_id))
-    return user if user is not None and user.active else None

@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from api.errors import problem
 from core.accounts import AdminUser, ApiToken, Role, verify_token
 from core.db import utcnow
-from wsgi import db
+from core.extensions import db
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one write per token per minute
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")

@@ -16,8 +16,8 @@ from api.openapi import doc
 from api.schemas import INT_ID_RULE, MAX_ID, MAX_INT_ID
 from campaigns import kinds, results, services
 from campaigns.models import Campaign, CampaignKind, CampaignStatus
+from core.extensions import db
 from supporters.models import LANGUAGES
-from wsgi import db
 
 # campaigns.id is a 32-bit key: bigger ids are a 404 at routing, not a database overflow.
 CID = f"<{INT_ID_RULE}:campaign_id>"

@@ -21,7 +21,7 @@ from api.auth import current_principal
 from api.errors import problem
 from api.models import IdempotencyKey
 from core.db import utcnow
-from wsgi import db
+from core.extensions import db
 
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
 LIFETIME = timedelta(hours=24)

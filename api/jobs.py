@@ -20,6 +20,7 @@ from api.openapi import doc
 from api.schemas import MAX_INT_ID
 from core.accounts import record_audit
 from core.errors import ValidationFailed
+from core.extensions import db
 from core.signing import ExpiredToken, InvalidToken, make_token, read_token
 from supporters import transfer
 from supporters.models import LANGUAGES, SupporterKind, SupporterStatus
@@ -32,7 +33,6 @@ from supporters.transfer_jobs import (
     start,
     transfer_dir,
 )
-from wsgi import db
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import BigIntPK, utcnow
-from wsgi import db
+from core.extensions import db
 
 
 class IdempotencyKey(db.Model):

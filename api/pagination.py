@@ -50,7 +50,7 @@ def keyset_page(query: sa.Select, key: sa.ColumnElement, args: dict[str, Any],
                 dump: Callable[[Sequence[Any]], list[dict]], *, descending: bool = False,
                 key_of: Callable[[Any], int] = lambda row: row.id) -> dict[str, Any]:
     """Run one page of `query` ordered by `key` and return `{items, next}`."""
-    from wsgi import db
+    from core.extensions import db
 
     limit = args["limit"]
     if args.get("cursor"):

@@ -11,7 +11,7 @@ from flask_limiter.util import get_remote_address
 
 from api import bp
 from api.auth import AuthProblem, current_principal
-from wsgi import limiter
+from core.extensions import limiter
 
 DEFAULT_LIMIT = "600/minute"
 

@@ -15,9 +15,9 @@ from api.pagination import keyset_page
 from api.schemas import INT_ID_RULE, ApiSchema, PageQuery, Text, page_of
 from api.supporters import SupporterOut, dump_supporters
 from core.errors import Conflict, NotFound
+from core.extensions import db
 from supporters.models import Segment, Supporter
 from supporters.segments import FIELDS, OPERATORS, compile_filter, count_matching
-from wsgi import db
 
 GID = f"<{INT_ID_RULE}:segment_id>"
 LANGUAGE_HELP = (

@@ -19,7 +19,7 @@ from api.openapi import doc
 from api.schemas import ApiSchema, Text
 from core.accounts import AdminUser, _hasher
 from core.db import utcnow
-from wsgi import db, limiter
+from core.extensions import db, limiter
 
 
 @functools.cache

@@ -18,6 +18,7 @@ from api.idempotency import idempotent
 from api.openapi import doc
 from api.pagination import keyset_page
 from api.schemas import ID_RULE, MAX_INT_ID, ApiSchema, Id, PageQuery, Text, page_of
+from core.extensions import db
 from core.queues import get_queue
 from supporters import manage
 from supporters.models import (
@@ -32,7 +33,6 @@ from supporters.models import (
 )
 from supporters.privacy import erase_supporter, person_record
 from supporters.segments import compile_filter
-from wsgi import db
 
 KINDS = [k.value for k in SupporterKind]
 STATUSES = [s.value for s in SupporterStatus]

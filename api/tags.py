@@ -14,9 +14,9 @@ from api.openapi import doc
 from api.pagination import keyset_page
 from api.schemas import INT_ID_RULE, ApiSchema, PageQuery, Text, page_of
 from core.errors import NotFound
+from core.extensions import db
 from supporters import manage
 from supporters.models import Tag, supporter_tags
-from wsgi import db
 
 TID = f"<{INT_ID_RULE}:tag_id>"
 

@@ -18,7 +18,7 @@ from api.schemas import INT_ID_RULE, MAX_INT_ID, ApiSchema, Id, PageQuery, Text,
 from core.accounts import AdminUser, ApiToken, Role, create_token, create_user
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
-from wsgi import db
+from core.extensions import db
 
 ROLES = [r.value for r in Role]
 UID = f"<{INT_ID_RULE}:user_id>"

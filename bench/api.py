@@ -83,8 +83,9 @@ def run(engine_name: str, rows: int, repeat: int) -> None:
 
     from api.pagination import encode_cursor
     from core.accounts import create_token, create_user
+    from core.extensions import db
     from tests.servers import PostgresServer, RedisServer
-    from wsgi import create_app, db
+    from wsgi import create_app
 
     tmp = Path(tempfile.mkdtemp(prefix="sp-bench-api-"))
     servers = []

@@ -51,7 +51,7 @@ def engine_app(settings: dict):
 
 def load_supporters(app, rows: int, chunk: int = 100_000) -> float:
     """COPY `rows` active English-speaking supporters in; return the seconds it took."""
-    from wsgi import db
+    from core.extensions import db
 
     started = time.perf_counter()
     with app.app_context():

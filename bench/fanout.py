@@ -84,7 +84,7 @@ def engine(settings, app, rows: int, workers: int) -> tuple[float, float]:
     from rq import Worker
 
     from campaigns import services
-    from wsgi import db
+    from core.extensions import db
 
     sink = EngineSink()
     env = {**os.environ, **{k: v for k, v in settings.items() if isinstance(v, str)}, "SMTP_URL": sink.url}
@@ -132,8 +132,8 @@ def main() -> None:
         with app.app_context():
             import sqlalchemy as sa
 
+            from core.extensions import db
             from supporters.models import Supporter
-            from wsgi import db
 
             people = [tuple(r) for r in db.session.execute(
                 sa.select(Supporter.id, Supporter.email, Supporter.name).order_by(Supporter.id))]

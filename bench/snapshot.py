@@ -59,7 +59,7 @@ def main() -> None:
         print(f"loading {args.rows:,} supporters … {load_supporters(app, args.rows):.1f} s", flush=True)
         from campaigns import services
         from campaigns.models import Campaign
-        from wsgi import db
+        from core.extensions import db
 
         with app.app_context():
             base_id = services.create_campaign({"name": "baseline", "contents": {"en": {"subject": "x", "body": "y"}}}).id

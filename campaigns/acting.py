@@ -32,11 +32,11 @@ from campaigns.tracking import action_page_link, ensure_links, link_url, read_ac
 from core.accounts import record_audit
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
+from core.extensions import db
 from core.mail import build_message, get_transport
 from core.queues import job
 from core.signing import InvalidToken
 from supporters.models import Supporter, SupporterStatus
-from wsgi import db
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import BigIntPK, str_enum, utcnow
+from core.extensions import db
 from supporters.privacy import export_section, on_erase
-from wsgi import db
 
 
 class CampaignSettings(db.Model):

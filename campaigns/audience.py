@@ -14,9 +14,9 @@ from flask import current_app
 from campaigns.models import Campaign, Delivery, DeliveryStatus, SkipReason
 from core.db import utcnow
 from core.errors import ValidationFailed
+from core.extensions import db
 from supporters.models import Segment, Supporter, SupporterStatus, Suppression
 from supporters.segments import compile_filter
-from wsgi import db
 
 FREQUENCY_WINDOW = timedelta(days=30)
 

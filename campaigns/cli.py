@@ -14,7 +14,7 @@ from campaigns import services
 from campaigns.engine import start_sweeper_thread, sweep
 from campaigns.models import Campaign
 from core.errors import DomainError
-from wsgi import db
+from core.extensions import db
 
 campaigns = AppGroup("campaigns", help="Campaigns and the sending engine.")
 CLI_ACTOR = {"actor_type": "cli"}

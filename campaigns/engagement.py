@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 from campaigns.actions import Action, ActionKind
 from core.db import utcnow
+from core.extensions import db
 from supporters.models import Supporter
-from wsgi import db
 
 HALF_LIFE_DAYS = 90.0
 WEIGHTS = {ActionKind.SHARE: 1.0, ActionKind.VOTE: 1.0, ActionKind.SIGN: 1.0, ActionKind.REVIEW: 0.0}

@@ -29,16 +29,16 @@ from campaigns.audience import FREQUENCY_WINDOW, default_asks
 from campaigns.models import Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus, SkipReason
 from campaigns.render import PLACEHOLDERS, CompiledContent, message_id
 from campaigns.states import transition
-from campaigns.throttle import Throttle
 from campaigns.tracking import action_url, campaign_links, link_values
 from core.db import utcnow
 from core.errors import Conflict
+from core.extensions import db
 from core.mail import PermanentMailError, TransientMailError, get_transport
 from core.queues import get_queue, job
 from core.redis import get_redis
+from core.throttle import Throttle
 from supporters.links import preferences_url, unsubscribe_headers
 from supporters.models import Supporter, SupporterStatus, Suppression, SuppressionReason, email_hash
-from wsgi import db
 
 log = logging.getLogger(__name__)
 

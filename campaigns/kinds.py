@@ -20,8 +20,8 @@ from campaigns.models import Campaign, CampaignKind
 from campaigns.review_rules import ALL_KINDS, SITES, check_review_campaign
 from core.db import utcnow
 from core.errors import ValidationFailed
+from core.extensions import db
 from supporters.models import LANGUAGES
-from wsgi import db
 
 NETWORKS = ("facebook", "x", "linkedin", "xing", "whatsapp", "email", "copy")
 MAX_SHARE_TEXT = 1000

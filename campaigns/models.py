@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import BigIntPK, str_enum, utcnow
+from core.extensions import db
 from supporters.privacy import export_section
-from wsgi import db
 
 
 class CampaignKind(enum.StrEnum):

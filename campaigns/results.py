@@ -25,8 +25,8 @@ from campaigns.actions import (
 )
 from campaigns.models import Campaign, CampaignKind, Delivery, DeliveryStatus
 from core.errors import NotFound, ValidationFailed
+from core.extensions import db
 from supporters.models import Supporter
-from wsgi import db
 
 BUCKETS = ("hour", "day", "week")
 MAX_DEPTH = 20

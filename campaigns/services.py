@@ -28,9 +28,9 @@ from campaigns.states import transition
 from core.accounts import record_audit
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
+from core.extensions import db
 from core.mail import MailError, get_transport
 from supporters.models import LANGUAGES, Supporter, SuppressionReason, email_hash
-from wsgi import db
 
 S = CampaignStatus
 EDITABLE = (S.DRAFT,)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from campaigns.models import Campaign, CampaignStatus
 from core.db import utcnow
 from core.errors import Conflict, NotFound
-from wsgi import db
+from core.extensions import db
 
 S = CampaignStatus
 

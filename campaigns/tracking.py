@@ -19,8 +19,8 @@ from campaigns.actions import Click, Link, LinkPurpose
 from campaigns.models import Campaign, Delivery
 from campaigns.render import URL_IN_PARENS
 from core.db import utcnow
+from core.extensions import db
 from core.signing import InvalidToken, make_token, read_token
-from wsgi import db
 
 ACT = "act"
 REDIRECT = "r"

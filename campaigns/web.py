@@ -16,10 +16,10 @@ from campaigns.i18n import t
 from campaigns.render import _PLACEHOLDER
 from campaigns.review_rules import needs_disclosure
 from core.errors import ValidationFailed
+from core.extensions import csrf, limiter
 from core.signing import InvalidToken
 from supporters.i18n import negotiate
 from supporters.models import LANGUAGES
-from wsgi import csrf, limiter
 
 bp = Blueprint("actions", __name__, template_folder="templates")
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import BigIntPK, str_enum, utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
-from wsgi import db
+from core.extensions import db, login_manager
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "spk_"  # recognisable in secret scanners
@@ -68,6 +68,14 @@ class AdminUser(UserMixin, db.Model):
             self.password_hash = _hasher.hash(password)
         return ok
 
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> AdminUser | None:
+    if not user_id.isdigit():
+        return None
+    user = db.session.get(AdminUser, int(user_id))
+    return user if user is not None and user.active else None
 
 class ApiToken(db.Model):
     """A bearer token: only its SHA-256 is stored; the prefix finds the row without a scan."""

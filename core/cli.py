@@ -16,7 +16,7 @@ from flask.cli import AppGroup
 
 from core.accounts import ApiToken, Role, create_token, create_user, find_user, record_audit, revoke_token
 from core.errors import DomainError, ValidationFailed
-from wsgi import db
+from core.extensions import db
 
 users = AppGroup("users", help="Manage admin users (admin, manager, viewer).")
 tokens = AppGroup("tokens", help="Manage API tokens (shown once at creation, stored hashed).")

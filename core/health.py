@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, jsonify
 
+from core.extensions import db
 from core.redis import get_redis
-from wsgi import db
 
 bp = Blueprint("health", __name__)
 

@@ -18,8 +18,8 @@ from flask.cli import AppGroup
 from core.accounts import record_audit
 from core.db import utcnow
 from core.errors import DomainError, ValidationFailed
+from core.extensions import db
 from supporters.models import Supporter, SupporterKind, SupporterStatus, normalize_email
-from wsgi import db
 
 export_group = AppGroup("export", help="Export supporters or the consent ledger (CSV or JSON lines), streaming.")
 import_group = AppGroup("import", help="Import supporters from a CSV file, safely and in atomic batches.")

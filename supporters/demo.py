@@ -15,6 +15,7 @@ import click
 import sqlalchemy as sa
 
 from core.accounts import record_audit
+from core.extensions import db
 from supporters.models import (
     ConsentEvent,
     Supporter,
@@ -23,7 +24,6 @@ from supporters.models import (
     email_hash,
     supporter_tags,
 )
-from wsgi import db
 
 FIRST = {
     "de": ["Anna", "Lukas", "Mia", "Jonas", "Lea", "Felix", "Hannah", "Paul", "Sophie", "Maximilian", "Marie",

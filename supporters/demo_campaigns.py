@@ -18,8 +18,8 @@ from campaigns import kinds
 from campaigns.actions import Action, CampaignReferral, Click, Link, LinkPurpose, Vote, VoteChoice
 from campaigns.models import Campaign, CampaignContent, CampaignKind, CampaignStatus, Delivery
 from campaigns.tracking import ACTION_PAGE_URL
+from core.extensions import db
 from supporters.models import Supporter
-from wsgi import db
 
 FOOTER = {"en": "\n\n[Your preferences]({{preferences_url}}) · [Unsubscribe]({{unsubscribe_url}})\n",
           "de": "\n\n[Deine Einstellungen]({{preferences_url}}) · [Abmelden]({{unsubscribe_url}})\n"}

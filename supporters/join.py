@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.db import utcnow
 from core.errors import ValidationFailed
+from core.extensions import db
 from core.mail import PermanentMailError
 from core.queues import job
 from core.redis import get_redis
@@ -44,7 +45,6 @@ from supporters.models import (
     supporter_tags,
 )
 from supporters.privacy import export_section, on_erase
-from wsgi import db
 
 log = logging.getLogger(__name__)
 
@@ -513,7 +513,7 @@ def send_confirmations(supporter_ids: list[int]) -> int:
     run twice, like `send_confirmation`.
     Returns how many mails went out.
     """
-    from campaigns.throttle import Throttle  # local: keeps supporters importable without campaigns
+    from core.throttle import Throttle  # local: keeps supporters importable without campaigns
 
     throttle = Throttle(get_redis())
     global_rate = current_app.config["CAMPAIGN_RATE_PER_SECOND"]

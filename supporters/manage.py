@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
+from core.extensions import db
 from supporters.models import (
     ConsentAction,
     ConsentEvent,
@@ -29,7 +30,6 @@ from supporters.models import (
     normalize_email,
     supporter_tags,
 )
-from wsgi import db
 
 CONSENT_PURPOSE = "campaigns"
 PROFILE_FIELDS = ("name", "kind", "language", "country", "timezone", "asks_per_month", "paused_until")

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import BigIntPK, str_enum, utcnow
-from wsgi import db
+from core.extensions import db
 
 
 class SupporterKind(enum.StrEnum):

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.db import utcnow
+from core.extensions import db
 from supporters.models import (
     ConsentEvent,
     Supporter,
@@ -22,7 +23,6 @@ from supporters.models import (
     email_hash,
     supporter_tags,
 )
-from wsgi import db
 
 _sections: dict[str, Callable[[Supporter], Any]] = {}
 _erasers: list[Callable[[Supporter], None]] = []

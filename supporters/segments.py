@@ -96,7 +96,7 @@ def _tag_ids(c: _Compiler, value, path) -> list[int]:
     names = value if isinstance(value, list) else [value]
     if not names or len(names) > MAX_LIST or not all(isinstance(n, str | int) and not isinstance(n, bool) for n in names):
         c.fail(f"{path}.value", "must be a tag name or id, or a non-empty list of them")
-    from wsgi import db
+    from core.extensions import db
 
     ids = {n for n in names if isinstance(n, int)}
     if any(not 1 <= i <= 2**31 - 1 for i in ids):  # tags.id is a 32-bit key
@@ -123,7 +123,7 @@ def _has_tag(tag_id: int) -> sa.ColumnElement[bool]:
 
 
 def _on_postgresql() -> bool:
-    from wsgi import db
+    from core.extensions import db
 
     return db.session.get_bind().dialect.name == "postgresql"
 
@@ -253,7 +253,7 @@ def count_matching(definition: Any, path: str = "filter") -> int:
     person would write by hand (bench/api.py), where `IN (subquery)` first copies the tag's ids
     into a temporary index (~1.4x). PostgreSQL counts through the GIN-indexed tag array.
     """
-    from wsgi import db
+    from core.extensions import db
 
     where = compile_filter(definition, path)  # validates the whole tree; errors carry its paths
     split = None if _on_postgresql() else _driving_tag(definition)

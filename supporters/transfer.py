@@ -23,6 +23,7 @@ from typing import IO, Any
 import sqlalchemy as sa
 
 from core.errors import NotFound, ValidationFailed
+from core.extensions import db
 from supporters.models import (
     ConsentEvent,
     Segment,
@@ -32,7 +33,6 @@ from supporters.models import (
     supporter_tags,
 )
 from supporters.segments import compile_filter
-from wsgi import db
 
 # A cell starting with one of these is a formula to Excel/LibreOffice/Sheets (OWASP "CSV
 # injection"); a leading apostrophe makes it inert text.

@@ -39,8 +39,8 @@ from sqlalchemy.dialects import postgresql
 
 from core.db import UTCDateTime, utcnow
 from core.errors import ValidationFailed
+from core.extensions import db
 from supporters.models import LANGUAGES, SupporterKind, Suppression, normalize_email
-from wsgi import db
 
 FIELDS = ("email", "name", "kind", "language", "country", "timezone", "tags")
 # Header names that mean a field without a --map (compared lower-cased, without spaces/_/-).

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import BigIntPK, str_enum, utcnow
 from core.errors import DomainError
+from core.extensions import db
 from core.queues import job
 from supporters.privacy import on_erase
-from wsgi import db
 
 DOWNLOAD_PURPOSE = "transfer-download"
 DOWNLOAD_MAX_AGE = 3600  # seconds a download link stays valid (TRANSFER_LINK_MAX_AGE overrides)

@@ -12,6 +12,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import TooManyRequests
 
 from core.errors import ValidationFailed
+from core.extensions import csrf, db, limiter
 from core.signing import ExpiredToken, InvalidToken
 from supporters import join as service
 from supporters import links
@@ -19,7 +20,6 @@ from supporters.consent import consent_text
 from supporters.forms import HONEYPOT, JoinForm, NewLinkForm, PreferencesForm
 from supporters.i18n import negotiate, t
 from supporters.models import LANGUAGES, Supporter, SupporterKind, SupporterStatus
-from wsgi import csrf, db, limiter
 
 bp = Blueprint("supporters", __name__, template_folder="templates", static_folder="static",
                static_url_path="/supporters/static")

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from campaigns.actions import Action, Click, Vote, VoteChoice
 from core.accounts import create_token, create_user
+from core.extensions import db
 from core.queues import make_worker
-from wsgi import db
 
 ACT_RE = re.compile(r"http://supporters\.test(/act/[A-Za-z0-9_.\-]+)")
 R_RE = re.compile(r"http://supporters\.test(/r/[A-Za-z0-9_.\-]+)")

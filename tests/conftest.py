@@ -68,7 +68,7 @@ def migrated(servers):
 
 
 def _empty_everything(app) -> None:
-    from wsgi import db
+    from core.extensions import db
 
     db.session.remove()
     tables = [t for t in reversed(db.metadata.sorted_tables)]
@@ -101,7 +101,7 @@ def app(settings):
 
 @pytest.fixture
 def db(app):
-    from wsgi import db
+    from core.extensions import db
 
     return db
 

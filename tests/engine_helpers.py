@@ -6,8 +6,8 @@ import sqlalchemy as sa
 
 from campaigns import services
 from campaigns.models import Delivery, DeliveryStatus
+from core.extensions import db
 from core.queues import make_worker
-from wsgi import db
 
 BODY = "Hello {{first_name}},\n\nwe have **news**. [Your preferences]({{preferences_url}})\n"
 

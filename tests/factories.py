@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 import secrets
 
+from core.extensions import db
 from supporters.models import ConsentAction, ConsentEvent, Supporter, SupporterKind, SupporterStatus, Tag
-from wsgi import db
 
 _seq = itertools.count(1)
 

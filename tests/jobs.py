@@ -3,8 +3,8 @@
 import os
 
 from core.accounts import record_audit
+from core.extensions import db
 from core.queues import job
-from wsgi import db
 
 
 @job("default")

@@ -36,7 +36,7 @@ def test_public_petition_signatures_are_rate_limited(app, client, db, smtp_sink)
 
 
 def _action(supporter_id: int, campaign_id: int, kind: ActionKind, days_ago: float, detail: str = "x") -> None:
-    from wsgi import db
+    from core.extensions import db
 
     db.session.add(Action(campaign_id=campaign_id, supporter_id=supporter_id, kind=kind, detail=detail,
                           created_at=utcnow() - timedelta(days=days_ago)))

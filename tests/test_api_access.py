@@ -133,7 +133,7 @@ def browsers(settings, api):
     other = create_app(settings)
     yield other.test_client
     with other.app_context():
-        from wsgi import db
+        from core.extensions import db
 
         db.session.remove()
         db.engine.dispose()

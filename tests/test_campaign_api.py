@@ -229,7 +229,7 @@ def test_ten_concurrent_launches_send_once(app, db, smtp_sink, settings):
             except Conflict:
                 outcomes.append("conflict")
             finally:
-                from wsgi import db as own_db
+                from core.extensions import db as own_db
                 own_db.session.remove()
 
     threads = [threading.Thread(target=launch, args=(own,)) for own in apps]

@@ -43,7 +43,7 @@ def test_sweep_requeues_work_whose_jobs_were_lost(app, runner):
 
     from campaigns.models import Delivery
     from core.db import utcnow
-    from wsgi import db
+    from core.extensions import db
 
     for _ in range(3):
         make_supporter()

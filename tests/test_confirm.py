@@ -27,7 +27,7 @@ def joined_and_mailed(app, client, **fields) -> tuple[Supporter, str]:
     run_mail_worker(app)
     email = fields.get("email", "ada@example.org")
     messages = [m for m in outbox(app) if m["To"] == email]
-    from wsgi import db
+    from core.extensions import db
 
     supporter = db.session.scalar(sa.select(Supporter).where(Supporter.email_normalized == email))
     return supporter, link(messages[-1], "confirm")

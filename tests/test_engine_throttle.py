@@ -1,7 +1,7 @@
 import threading
 import time
 
-from campaigns.throttle import Limit, Throttle
+from core.throttle import Limit, Throttle
 
 
 def test_workers_sharing_a_limit_never_exceed_it_together(app):

@@ -201,15 +201,16 @@ def test_the_rate_limit_answers_with_a_friendly_page(app, settings):
         assert page.mimetype == "text/html"
         assert int(page.headers["Retry-After"]) > 0
         assert client.get("/join").status_code == 200  # reading the form is not limited
+        from core.extensions import db
         from tests.test_join_support import supporters as rows
-        from wsgi import db
 
         assert [s.email for s in rows(db)] == ["a1@example.org", "a2@example.org"]
 
 
 @pytest.mark.parametrize("proxies", [0, 1])
 def test_behind_a_trusted_proxy_limits_and_the_ledger_see_the_visitor_not_the_proxy(app, settings, proxies):
-    from wsgi import create_app, db
+    from core.extensions import db
+    from wsgi import create_app
 
     proxied = create_app({**settings, "JOIN_RATE_LIMIT": "1 per minute", "TRUSTED_PROXIES": str(proxies)})
     client = proxied.test_client()

@@ -56,7 +56,7 @@ def test_inside_a_third_party_iframe_the_session_cookie_is_partitioned_and_csrf_
     ok = client.post("/join", base_url=base, data={**join_form(), "csrf_token": token}, headers=headers)
     assert ok.status_code == 200
     with embed.app_context():
-        from wsgi import db
+        from core.extensions import db
 
         assert [s.email for s in supporters(db)] == ["ada@example.org"]
 

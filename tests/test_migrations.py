@@ -28,7 +28,7 @@ def fresh_app(settings, tmp_path):
     app = create_app({**settings, "DATABASE_URL": url})
     with app.app_context():
         yield app
-        from wsgi import db
+        from core.extensions import db
 
         db.session.remove()
         db.engine.dispose()
@@ -39,7 +39,7 @@ def _tables(db):
 
 
 def test_upgrade_downgrade_upgrade_round_trip(fresh_app):
-    from wsgi import db
+    from core.extensions import db
 
     upgrade()
     assert _tables(db) == {t.name for t in db.metadata.sorted_tables}
@@ -50,7 +50,7 @@ def test_upgrade_downgrade_upgrade_round_trip(fresh_app):
 
 
 def test_models_and_migrations_agree(fresh_app):
-    from wsgi import db
+    from core.extensions import db
 
     upgrade()
     with db.engine.connect() as conn:

@@ -157,7 +157,7 @@ def test_the_company_default_limits_the_choices(settings, app):
         html = open_page(client, supporter.id)[1].get_data(as_text=True)
         assert 'value="3"' not in html and "at most 2 times a month" in html
         assert save(client, supporter.id, asks_per_month="3").status_code == 422
-        from wsgi import db
+        from core.extensions import db
 
         assert db.session.scalar(sa.select(Supporter.asks_per_month)) is None
 
