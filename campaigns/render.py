@@ -85,7 +85,8 @@ def _fill(parts: tuple[str | int, ...], values: tuple[str, ...]) -> str:
 
 
 def _b64(text: str) -> bytes:
-    return base64.encodebytes(text.encode("utf-8"))
+    # encodebytes ends its 76-character lines with a bare LF; SMTP wants CRLF (strict servers refuse LF).
+    return base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
 
 
 def _encode_header(value: str) -> str:

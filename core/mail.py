@@ -8,6 +8,7 @@ classified once, here, as `TransientMailError` (retry later) or `PermanentMailEr
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import ssl
 import time
@@ -23,17 +24,36 @@ from flask import current_app
 
 
 class MailError(Exception):
-    def __init__(self, message: str, code: int | None = None):
+    """A message was not sent. `recipient_refused`: the server refused *this* recipient (only
+    then may the address be suppressed); `reason`: a short machine-readable cause for stats."""
+
+    def __init__(self, message: str, code: int | None = None, *, recipient_refused: bool = False,
+                 reason: str | None = None):
         super().__init__(message)
         self.code = code
+        self.recipient_refused = recipient_refused
+        self.reason = reason
 
 
 class TransientMailError(MailError):
     """Try again later: a 4xx answer, a dropped connection, a timeout."""
 
 
+class AmbiguousMailError(TransientMailError):
+    """The whole message was sent, then the connection dropped or timed out before the final
+    reply: the server may or may not have kept it. A retry may duplicate it (same Message-ID)."""
+
+
 class PermanentMailError(MailError):
-    """Never try again: a 5xx answer for this recipient or message."""
+    """Never try again: a 5xx answer for this recipient or message, or a message we cannot send."""
+
+
+SMTPUTF8_MISSING = "server does not support SMTPUTF8"
+
+
+def needs_smtputf8(sender: str, recipients: list[str]) -> bool:
+    """True when an envelope address is not ASCII (an IDN domain must already be in A-labels)."""
+    return not (sender.isascii() and all(r.isascii() for r in recipients))
 
 
 class Transport(Protocol):
@@ -94,29 +114,81 @@ class SMTPTransport:
         return smtp
 
     def send(self, sender: str, recipients: list[str], message: bytes) -> None:
+        """Send one message in one SMTP transaction, or raise a classified MailError.
+
+        Whatever goes wrong, the connection is left clean for the next message: a refused
+        transaction is reset (RSET), anything unexpected drops the connection. One recipient's bad
+        address or one message's bad bytes can never fail another's.
+        """
+        options: list[str] = []
+        if needs_smtputf8(sender, recipients):
+            options.append("SMTPUTF8")
         smtp = self._live_connection()
+        phase = "envelope"
         try:
-            refused = smtp.sendmail(sender, recipients, message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = next(iter(exc.recipients.values()))
-            raise _classify(code, text) from exc
+            smtp.ehlo_or_helo_if_needed()
+            if options and not smtp.has_extn("smtputf8"):
+                raise PermanentMailError(SMTPUTF8_MISSING, reason="smtputf8")
+            code, reply = smtp.mail(sender, options)
+            if code != 250:
+                self._reset()
+                raise _classify(code, reply)
+            for recipient in recipients:
+                code, reply = smtp.rcpt(recipient)
+                if code not in (250, 251):
+                    self._reset()
+                    raise _classify(code, reply, recipient_refused=True)
+            code, reply = smtp.docmd("data")
+            if code != 354:
+                self._reset()
+                raise _classify(code, reply)
+            # Dot-stuffing and the final dot as smtplib's data() does; once the final dot is out,
+            # a drop or a timeout leaves the outcome unknown.
+            payload = _DOT_LINE.sub(b"..", message)
+            if not payload.endswith(b"\r\n"):
+                payload += b"\r\n"
+            smtp.send(payload + b".\r\n")
+            phase = "final reply"
+            code, reply = smtp.getreply()
+            if code != 250:
+                if code == 421:  # the server is closing the connection
+                    self._drop()
+                raise _classify(code, reply)
+        except MailError:
+            raise
         except smtplib.SMTPServerDisconnected as exc:
-            # Never resend here: the server may have taken the message before it hung up.
-            # The caller retries, and any duplicate carries the same Message-ID.
             self._drop()
+            if phase == "final reply":
+                raise AmbiguousMailError(f"SMTP connection dropped after the message was sent: {exc}") from exc
             raise TransientMailError(f"SMTP connection dropped: {exc}") from exc
-        except smtplib.SMTPResponseException as exc:
-            if exc.smtp_code == 421:  # the server is closing the connection
-                self._drop()
-            raise _classify(exc.smtp_code, exc.smtp_error) from exc
-        except (OSError, smtplib.SMTPException) as exc:
+        except (TimeoutError, OSError) as exc:
             self._drop()
+            if phase == "final reply":
+                raise AmbiguousMailError(f"no final reply after the message was sent: {exc}") from exc
             raise TransientMailError(f"SMTP error: {exc}") from exc
+        except smtplib.SMTPResponseException as exc:
+            self._drop()
+            raise _classify(exc.smtp_code, exc.smtp_error) from exc
+        except (UnicodeError, ValueError, TypeError) as exc:
+            # Bytes or an address smtplib cannot put on the wire: this message's fault, never the
+            # recipient's (no suppression); the connection may be mid-transaction, so drop it.
+            self._drop()
+            raise PermanentMailError(f"message cannot be sent: {exc.__class__.__name__}: {exc}",
+                                     reason="unsendable") from exc
+        except Exception:
+            self._drop()
+            raise
         finally:
             self._last_used = time.monotonic()
-        if refused:
-            code, text = next(iter(refused.values()))
-            raise _classify(code, text)
+
+    def _reset(self) -> None:
+        """End a refused transaction so the connection can carry the next message (drop if RSET fails)."""
+        try:
+            if self._smtp is not None and self._smtp.sock is not None and self._smtp.rset()[0] == 250:
+                return
+        except (OSError, smtplib.SMTPException):
+            pass
+        self._drop()
 
     def _live_connection(self) -> smtplib.SMTP:
         """The open connection; one idle for a while is checked with NOOP first (servers drop them)."""
@@ -148,10 +220,17 @@ class SMTPTransport:
         self._drop()
 
 
-def _classify(code: int, text: bytes | str) -> MailError:
+_DOT_LINE = re.compile(rb"(?m)^\.")
+# Answers about the session or the sequence, not about a recipient or a message: never permanent
+# (503 "nested MAIL command" is what a poisoned connection looks like).
+_SESSION_CODES = {421, 503}
+
+
+def _classify(code: int, text: bytes | str, *, recipient_refused: bool = False) -> MailError:
     detail = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
-    cls = PermanentMailError if 500 <= code < 600 else TransientMailError
-    return cls(f"{code} {detail}", code)
+    if 500 <= code < 600 and code not in _SESSION_CODES:
+        return PermanentMailError(f"{code} {detail}", code, recipient_refused=recipient_refused)
+    return TransientMailError(f"{code} {detail}", code)
 
 
 def make_transport(config) -> Transport:

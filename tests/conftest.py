@@ -124,6 +124,8 @@ def smtp_sink():
     sink = SMTPSink().start()
     yield sink
     sink.stop()
+    # Every message any test sent through the sink must be clean on the wire.
+    assert sink.wire_problems() == []
 
 
 @pytest.fixture

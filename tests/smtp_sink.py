@@ -64,11 +64,25 @@ class SinkHandler:
             return [message_from_bytes(content) for _f, _t, content in self.messages]
 
 
+def wire_problems(content: bytes) -> list[str]:
+    """What is wrong with a raw message as it crossed the wire: bare CR or LF, parser defects."""
+    problems = []
+    if content.replace(b"\r\n", b"").count(b"\n") or content.replace(b"\r\n", b"").count(b"\r"):
+        problems.append("bare CR or LF line end")
+    parsed = message_from_bytes(content)
+    for part in parsed.walk():
+        problems += [f"defect {type(d).__name__} in {part.get_content_type()}" for d in part.defects]
+    return problems
+
+
 class SMTPSink:
-    def __init__(self):
+    """`smtputf8=False` gives a server that does not offer SMTPUTF8 (RFC 6531)."""
+
+    def __init__(self, smtputf8: bool = True):
         self.handler = SinkHandler()
         self.port = free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                     enable_SMTPUTF8=smtputf8)
 
     def start(self) -> SMTPSink:
         self.controller.start()
@@ -84,3 +98,8 @@ class SMTPSink:
     @property
     def messages(self):
         return self.handler.messages
+
+    def wire_problems(self) -> list[str]:
+        """Problems of every message received so far (checked after every test that used the sink)."""
+        return [f"{mid}: {problem}" for _f, _t, content in self.messages
+                for mid in [message_from_bytes(content).get("Message-ID", "?")] for problem in wire_problems(content)]

@@ -84,3 +84,87 @@ def test_file_outbox_writes_complete_eml_files(tmp_path):
     assert parsed["X-Envelope-To"] == "a@example.org"
     assert parsed["Message-ID"] == "<d-1@example.com>"
 
+
+
+@pytest.fixture
+def ascii_sink():
+    """A real SMTP server that does not offer SMTPUTF8."""
+    from tests.smtp_sink import SMTPSink
+
+    sink = SMTPSink(smtputf8=False).start()
+    yield sink
+    sink.stop()
+
+
+def test_a_utf8_local_part_goes_out_with_smtputf8_when_the_server_offers_it(smtp_sink):
+    transport = SMTPTransport("127.0.0.1", smtp_sink.port)
+    transport.send("b@example.com", ["zoë.müller@example.org"], message("zoë.müller@example.org"))
+    transport.close()
+    assert [to for _f, to, _c in smtp_sink.messages] == [["zoë.müller@example.org"]]
+
+
+def test_a_utf8_address_without_smtputf8_fails_only_itself_and_never_blames_the_recipient(ascii_sink):
+    transport = SMTPTransport("127.0.0.1", ascii_sink.port)
+    transport.send("b@example.com", ["first@example.org"], message("first@example.org"))
+    with pytest.raises(PermanentMailError) as failed:
+        transport.send("b@example.com", ["zoë@example.org"], message("zoë@example.org"))
+    assert failed.value.reason == "smtputf8" and str(failed.value) == "server does not support SMTPUTF8"
+    assert failed.value.recipient_refused is False
+    # The same connection carries the next mail: no "503 nested MAIL command" for an innocent one.
+    transport.send("b@example.com", ["next@example.org"], message("next@example.org"))
+    transport.close()
+    assert [to for _f, to, _c in ascii_sink.messages] == [["first@example.org"], ["next@example.org"]]
+    assert ascii_sink.handler.connections == 1
+
+
+def test_bytes_smtplib_cannot_send_fail_that_message_and_leave_a_clean_connection(smtp_sink):
+    transport = SMTPTransport("127.0.0.1", smtp_sink.port)
+    with pytest.raises(PermanentMailError) as failed:
+        transport.send("b@example.com", ["a@example.org"], "not bytes: ä")  # type: ignore[arg-type]
+    assert failed.value.reason == "unsendable" and failed.value.recipient_refused is False
+    transport.send("b@example.com", ["next@example.org"], message("next@example.org"))
+    assert [to for _f, to, _c in smtp_sink.messages] == [["next@example.org"]]
+
+
+def test_only_a_refused_recipient_is_marked_as_the_recipients_fault(smtp_sink):
+    smtp_sink.handler.rcpt_replies["gone@example.org"] = "550 5.1.1 no such user"
+    smtp_sink.handler.data_replies["spammy@example.org"] = ["554 5.7.1 message refused"]
+    transport = SMTPTransport("127.0.0.1", smtp_sink.port)
+    with pytest.raises(PermanentMailError) as gone:
+        transport.send("b@example.com", ["gone@example.org"], message("gone@example.org"))
+    with pytest.raises(PermanentMailError) as refused:
+        transport.send("b@example.com", ["spammy@example.org"], message("spammy@example.org"))
+    assert (gone.value.recipient_refused, refused.value.recipient_refused) == (True, False)
+    transport.send("b@example.com", ["ok@example.org"], message("ok@example.org"))
+    assert [to for _f, to, _c in smtp_sink.messages] == [["ok@example.org"]]
+    assert smtp_sink.handler.connections == 1
+
+
+def test_a_bad_sequence_answer_is_about_the_session_and_never_permanent(smtp_sink):
+    smtp_sink.handler.rcpt_replies["a@example.org"] = "503 5.5.1 Error: nested MAIL command"
+    transport = SMTPTransport("127.0.0.1", smtp_sink.port)
+    with pytest.raises(TransientMailError) as session_error:
+        transport.send("b@example.com", ["a@example.org"], message())
+    assert session_error.value.code == 503 and not isinstance(session_error.value, PermanentMailError)
+
+
+def test_a_drop_after_the_final_dot_is_ambiguous_and_an_early_hang_up_is_not(smtp_sink):
+    from core.mail import AmbiguousMailError
+
+    smtp_sink.handler.drop_next_data = 1  # the sink hangs up after receiving the whole message
+    transport = SMTPTransport("127.0.0.1", smtp_sink.port)
+    with pytest.raises(AmbiguousMailError):
+        transport.send("b@example.com", ["a@example.org"], message())
+    smtp_sink.handler.rcpt_replies["a@example.org"] = "421 4.3.2 shutting down"
+    with pytest.raises(TransientMailError) as early:
+        transport.send("b@example.com", ["a@example.org"], message())
+    assert not isinstance(early.value, AmbiguousMailError)
+
+
+def test_a_message_with_dot_lines_arrives_unchanged(smtp_sink):
+    from core.mail import build_message
+
+    body = ".\r\n..leading dots\r\n.end"
+    raw = build_message("b@example.com", "a@example.org", "dots", body)
+    SMTPTransport("127.0.0.1", smtp_sink.port).send("b@example.com", ["a@example.org"], raw)
+    assert smtp_sink.messages[0][2].rstrip(b"\r\n") == raw.rstrip(b"\r\n")
