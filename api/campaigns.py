@@ -46,7 +46,8 @@ class CampaignInSchema(_Strict):
     audience = fields.Nested(AudienceSchema, load_default=None, allow_none=True)
     contents = fields.Dict(keys=fields.String(validate=validate.OneOf(LANGUAGES)),
                            values=fields.Nested(ContentSchema), load_default=dict)
-    sender = fields.Email(allow_none=True, load_default=None)
+    sender = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=254),
+                           metadata={"description": "an address or `Name <address>`; default MAIL_FROM"})
     send_at = fields.AwareDateTime(allow_none=True, load_default=None, default_timezone=None)
     rate_per_minute = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1, max=1_000_000))
     respect_quiet_hours = fields.Boolean(load_default=False)
@@ -54,7 +55,8 @@ class CampaignInSchema(_Strict):
 
 
 class TestSendSchema(_Strict):
-    to = fields.Email(required=True)
+    to = fields.String(required=True, validate=validate.Length(min=1, max=320),
+                       metadata={"description": "any valid address, internationalised ones included"})
     language = fields.String(load_default=None, validate=validate.OneOf(LANGUAGES))
 
 
@@ -141,6 +143,9 @@ class StatsOut(_Open):
     status_reason = fields.String(allow_none=True, required=True)
     deliveries = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     skipped = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    failed = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                         metadata={"description": "failed deliveries by cause: smtputf8 (the relay lacks SMTPUTF8), "
+                                   "invalid_address, retries_exhausted, refused"})
     total = fields.Integer(required=True)
     progress = fields.Float(required=True)
     possible_duplicates = fields.Integer(required=True)
@@ -234,7 +239,8 @@ def preview_campaign(campaign_id: int):
 
 
 @bp.post(f"/campaigns/{CID}/test")
-@doc("Send a test message to one address", tag="Campaigns", body=TestSendSchema, response=TestSendOut, errors=(409,))
+@doc("Send a test message to one address", tag="Campaigns", body=TestSendSchema, response=TestSendOut,
+     errors=(409, 422, 502))
 @require("manager")
 def test_campaign(campaign_id: int):
     data = TestSendSchema().load(_json())

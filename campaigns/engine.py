@@ -27,12 +27,14 @@ from flask import Flask, current_app
 
 from campaigns.audience import FREQUENCY_WINDOW, default_asks
 from campaigns.models import Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus, SkipReason
-from campaigns.render import PLACEHOLDERS, CompiledContent, message_id
+from campaigns.render import CompiledContent, message_id
 from campaigns.states import transition
 from campaigns.tracking import action_url, campaign_links, link_values
+from core.addresses import InvalidAddress
 from core.db import utcnow
 from core.errors import Conflict
 from core.extensions import db
+from core.headers import defuse
 from core.mail import PermanentMailError, TransientMailError, get_transport
 from core.queues import get_queue, job
 from core.redis import get_redis
@@ -254,7 +256,8 @@ def _placeholder_values(used: set[str], supporter_id: int, name: str | None, uns
                         delivery_id: int, action_page: bool = False) -> dict[str, str]:
     values = {"unsubscribe_url": unsubscribe}
     if "first_name" in used:
-        values["first_name"] = (name or "").split(" ")[0] if name else ""
+        # The first word; control characters (a row that bypassed the edge) never reach a header.
+        values["first_name"] = next(iter(defuse(name).split()), "") if name else ""
     if "preferences_url" in used:
         values["preferences_url"] = preferences_url(supporter_id)
     if "action_url" in used:
@@ -266,7 +269,8 @@ def _placeholder_values(used: set[str], supporter_id: int, name: str | None, uns
 def compile_contents(campaign: Campaign) -> dict[str, CompiledContent]:
     sender = campaign.sender or current_app.config["MAIL_FROM"]
     links = campaign_links(campaign)  # every link is rewritten to /r/<token> (campaigns.tracking)
-    return {c.language: CompiledContent.compile(sender, c.subject, c.body, links) for c in campaign.contents}
+    return {c.language: CompiledContent.compile(sender, c.subject, c.body, links, language=c.language)
+            for c in campaign.contents}
 
 
 @job("campaigns")
@@ -276,8 +280,7 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
     if campaign is None or campaign.status != CampaignStatus.SENDING:
         return {"sent": 0}
     contents = compile_contents(campaign)
-    used = {p for c in contents.values() for p in PLACEHOLDERS
-            if PLACEHOLDERS.index(p) in (*c.subject, *c.text, *c.html)}
+    used = {p for c in contents.values() for p in c.used}
     rate_per_minute = campaign.rate_per_minute
     quiet = campaign.respect_quiet_hours
     action_page = campaign.kind != CampaignKind.ANNOUNCEMENT
@@ -348,12 +351,16 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
             values = _placeholder_values(used, supporter_id, name, headers["List-Unsubscribe"][1:-1], delivery_id,
                                          action_page)
             values.update(link_values(delivery_id, content.slots))
-            data = content.message(email, message_id(delivery_id, campaign_id, content.domain), values, headers)
             try:
+                try:
+                    data = content.message(email, message_id(delivery_id, campaign_id, content.domain), values, headers)
+                except InvalidAddress as exc:  # a stored address that bypassed the edge: this delivery only
+                    raise PermanentMailError(str(exc), reason="invalid_address") from None
                 transport.send(content.envelope_from, [email], data)
             except PermanentMailError as exc:
                 outcomes.failed.append((delivery_id, str(exc)))
-                outcomes.suppress.append(recipients.hashes[delivery_id])
+                if exc.recipient_refused:  # only the server's word about this recipient suppresses
+                    outcomes.suppress.append(recipients.hashes[delivery_id])
                 totals["failed"] += 1
                 consecutive_transient = 0
             except TransientMailError as exc:

@@ -15,14 +15,12 @@ import base64
 import html
 import re
 from dataclasses import dataclass
-from email import policy
-from email.headerregistry import Address
-from email.utils import formatdate, parseaddr
+from email.utils import formatdate
 
 import nh3
 from markdown_it import MarkdownIt
 
-from core.addresses import InvalidAddress, wire_address
+from core.addresses import from_header, wire_address
 from core.errors import ValidationFailed
 from core.headers import defuse, header_line, header_text_problem
 
@@ -142,20 +140,6 @@ def _b64(text: str) -> bytes:
     return base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
 
 
-def sender_header(sender: str) -> tuple[str, str]:
-    """(`From:` line, envelope address) for a sender `Name <address>`: encoded, folded, A-labels."""
-    name, address = parseaddr(sender)
-    try:
-        address = wire_address(address)
-    except InvalidAddress as exc:
-        raise ValidationFailed({"sender": [str(exc)]}) from None
-    local, _, domain = address.rpartition("@")
-    mailbox = Address(display_name=defuse(name).strip(), username=local, domain=domain)
-    # A non-ASCII local part (RFC 6532) can only be written raw, for a server with SMTPUTF8.
-    pol = policy.SMTP if local.isascii() else policy.SMTPUTF8
-    return pol.header_factory("From", mailbox).fold(policy=pol).rstrip("\r\n"), address
-
-
 @dataclass(frozen=True)
 class CompiledContent:
     """One language of one campaign, compiled once and filled in per supporter."""
@@ -190,7 +174,7 @@ class CompiledContent:
         subject_parts = _split(_PLACEHOLDER.sub(numbering, defuse(subject)))
         text = _split(markdown_to_text(_PLACEHOLDER.sub(numbering, body)))
         html_parts = _split(markdown_to_html(_PLACEHOLDER.sub(numbering, body)))
-        from_line, envelope_from = sender_header(sender)
+        from_line, envelope_from = from_header(sender)
         static = header_line("Subject", "".join(subject_parts)) if all(isinstance(p, str) for p in subject_parts) else None
         used = frozenset(m.group(1) for text_ in (subject, body) for m in _PLACEHOLDER.finditer(text_))
         return cls(sender=from_line, envelope_from=envelope_from, domain=envelope_from.rpartition("@")[2] or "localhost",

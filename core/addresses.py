@@ -15,13 +15,19 @@ delivery with "server does not support SMTPUTF8" (core.mail).
 from __future__ import annotations
 
 import re
+from email import policy
+from email.headerregistry import Address
+from email.utils import parseaddr
 from functools import lru_cache
 
 import idna
 from email_validator import EmailNotValidError, validate_email
 
 from core.errors import ValidationFailed
+from core.headers import defuse, header_text_problem
 
+INVALID_ADDRESS = "not a deliverable address"  # how InvalidAddress messages start (campaign stats count them)
+SENDER_NAME_MAX = 100
 MAX_LENGTH = 254  # RFC 5321 4.5.3.1.3 (a path is 256 octets including the angle brackets)
 
 
@@ -67,5 +73,47 @@ def wire_address(address: str) -> str:
     local, at, domain = address.rpartition("@")
     if (not at or not _LOCAL.fullmatch(local) or not local.isprintable() or not domain or not domain.isprintable()
             or any(c.isspace() or c in "@<>,;\"()[]\\" for c in domain)):
-        raise InvalidAddress(f"not a deliverable address: {address!r}")
+        raise InvalidAddress(f"{INVALID_ADDRESS}: {address!r}")
     return f"{local}@{domain if domain.isascii() else _ascii_domain(domain)}"
+
+
+def from_header(sender: str, field: str = "sender") -> tuple[str, str]:
+    """(`From:` line, envelope address) for `Name <address>`: name encoded and folded, domain in A-labels.
+
+    Built by the standard library's header registry (once per campaign or mail, never per
+    recipient); ValidationFailed naming `field` when the address cannot go on the wire.
+    """
+    name, address = parseaddr(sender)
+    try:
+        address = wire_address(address)
+    except InvalidAddress as exc:
+        raise ValidationFailed({field: [str(exc)]}) from None
+    local, _, domain = address.rpartition("@")
+    mailbox = Address(display_name=defuse(name).strip(), username=local, domain=domain)
+    # A non-ASCII local part (RFC 6532) can only be written raw, for a server with SMTPUTF8.
+    pol = policy.SMTP if local.isascii() else policy.SMTPUTF8
+    return pol.header_factory("From", mailbox).fold(policy=pol).rstrip("\r\n"), address
+
+
+def parse_sender(raw: str, field: str = "sender") -> str:
+    """A sender `Name <address>` or a bare address, checked and normalised for storing.
+
+    The name must be header-safe (no line breaks or control characters) and the address valid
+    (email-validator); ValidationFailed naming `field` otherwise.
+    """
+    problem = header_text_problem(raw)
+    if problem:
+        raise ValidationFailed({field: [problem]})
+    name, address = "", (raw or "").strip()
+    if "<" in address:
+        parsed = policy.default.header_factory("From", address)
+        if len(parsed.addresses) != 1 or parsed.defects:
+            raise ValidationFailed({field: ["give one address, or a name and an address: Name <news@example.org>"]})
+        name, address = parsed.addresses[0].display_name, parsed.addresses[0].addr_spec
+    address = parse_address(address, field)
+    name = " ".join(name.split())
+    if len(name) > SENDER_NAME_MAX:
+        raise ValidationFailed({field: [f"the name must be at most {SENDER_NAME_MAX} characters"]})
+    if not name:
+        return address
+    return f'"{name.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}" <{address}>'
