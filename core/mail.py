@@ -268,7 +268,8 @@ def build_message(sender: str, to: str, subject: str, text: str, html: str | Non
     The MIME parts come from compat32 `MIMEText` (~6x cheaper than EmailMessage); the header lines
     are ours (core.headers, core.addresses): defused, encoded, folded, the domain of `to` in
     A-labels and a non-ASCII local part raw (RFC 6532), which compat32 would mangle into an
-    encoded word. Raises InvalidAddress when `to` cannot be an address on the wire.
+    encoded word. Raises PermanentMailError(reason='invalid_address') when `to` cannot be an
+    address on the wire.
     """
     if html is None:
         msg = MIMEText(text, "plain", "utf-8")
@@ -277,7 +278,11 @@ def build_message(sender: str, to: str, subject: str, text: str, html: str | Non
         msg.attach(MIMEText(text, "plain", "utf-8"))
         msg.attach(MIMEText(html, "html", "utf-8"))
     from_line, envelope = from_header(sender)
-    head = [from_line, f"To: {wire_address(to)}", header_line("Subject", subject),
+    try:
+        to = wire_address(to)
+    except InvalidAddress as exc:  # this message's recipient only: never a suppression
+        raise PermanentMailError(str(exc), reason="invalid_address") from None
+    head = [from_line, f"To: {to}", header_line("Subject", subject),
             f"Date: {formatdate(localtime=False)}",
             header_line("Message-ID", message_id or make_msgid(domain=envelope.rpartition("@")[2] or "localhost"))]
     head += [header_line(name, value) for name, value in (headers or {}).items()]

@@ -85,3 +85,26 @@ def test_a_relay_without_smtputf8_fails_only_the_utf8_address_with_its_own_reaso
         assert sink.wire_problems() == []
     finally:
         sink.stop()
+
+
+def test_a_refused_confirmation_is_recorded_once_and_never_swept_again(app, db):
+    from supporters.join import send_confirmation, sweep_unsent_confirmations
+    from supporters.models import Supporter, SupporterStatus
+
+    sink = SMTPSink(smtputf8=False).start()
+    try:
+        app.config["SMTP"] = {"host": "127.0.0.1", "port": sink.port}
+        app.extensions.pop("mail_transport", None)
+        utf8 = make_supporter("zoë@example.com", status=SupporterStatus.PENDING, source="web_form")
+        broken = make_supporter("no body@example.com", status=SupporterStatus.PENDING, source="web_form")
+        fine = make_supporter("x@bücher.example", status=SupporterStatus.PENDING, source="web_form")
+        assert [send_confirmation(s.id) for s in (utf8, broken, fine)] == [False, False, True]
+        db.session.expire_all()
+        assert db.session.get(Supporter, utf8.id).confirmation_error == SMTPUTF8_MISSING
+        assert db.session.get(Supporter, broken.id).confirmation_error.startswith("not a deliverable address")
+        assert db.session.get(Supporter, fine.id).confirmation_error is None
+        assert [rcpt for _f, rcpt, _c in sink.messages] == [["x@xn--bcher-kva.example"]]
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Suppression)) == 0
+        assert sweep_unsent_confirmations(older_than_seconds=-60) == 0  # nothing to re-queue, ever
+    finally:
+        sink.stop()
