@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from campaigns import services
 from tests.api_support import ApiCaller, assert_problem
@@ -103,3 +104,28 @@ def test_header_text_that_bypassed_the_edge_never_becomes_a_header(app, db, smtp
     for msg in smtp_sink.handler.parsed():
         assert not {"bcc", "reply-to"} & {k.lower() for k in msg.keys()}
         assert "\n" not in msg["Subject"] and "\r" not in msg["Subject"]
+
+
+def test_imported_names_and_tags_with_line_breaks_are_rejected_rows_naming_the_field(runner, db, tmp_path):
+    import csv
+
+    from supporters.models import Supporter
+    from tests.test_import import EVIDENCE
+
+    path = tmp_path / "people.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)  # quoted fields may hold CR/LF in a valid CSV
+        writer.writerow(["email", "name", "tags"])
+        writer.writerow(["ann@example.org", "Ann", "fair"])
+        writer.writerow(["mallory@example.org", "Mallory\r\nBcc: x@evil.example", ""])
+        writer.writerow(["eve@example.org", "Eve", "ok,evil\nBcc: x@evil.example"])
+        writer.writerow(["zoë@bücher.example", "Zoë", ""])
+    result = runner.invoke(args=["import", "supporters", str(path), *EVIDENCE, "--rejects", str(tmp_path / "rej.csv")])
+    assert result.exit_code == 0, result.output
+    assert "inserted 2" in result.stdout and "rejected 2" in result.stdout
+    with open(tmp_path / "rej.csv", encoding="utf-8", newline="") as fh:
+        reasons = {row[2]: row[1] for row in list(csv.reader(fh))[1:]}
+    assert "the name must not contain line breaks" in reasons["mallory@example.org"]
+    assert "a tag name must not contain line breaks" in reasons["eve@example.org"]
+    assert db.session.scalar(sa.select(Supporter.email).where(Supporter.email_normalized == "zoë@bücher.example")) \
+        == "zoë@bücher.example"
