@@ -104,3 +104,17 @@ def test_confirmation_mails_to_international_addresses_pass_postfix_intact(app, 
         msg = received[wire_address(supporter.email)]
         assert msg["To"] == wire_address(supporter.email)
         assert "/confirm/" in msg.get_body(("plain",)).get_content()
+
+
+def test_the_demo_base_goes_through_postfix_without_a_failure(app, db, relay, runner):
+    sink, _postfix = relay
+    before = len(sink.messages)
+    assert runner.invoke(args=["demo", "--supporters", "60"]).exit_code == 0
+    campaign = make_campaign(contents={"en": {"subject": "News for {{first_name|there}}", "body": "Hi {{first_name}}"},
+                                       "de": {"subject": "Neues für {{first_name|dich}}", "body": "Hallo {{first_name}}"}})
+    services.launch(campaign.id)
+    run_worker(app)
+    sent = statuses(campaign.id).get("sent", 0)
+    assert sent > 10 and "failed" not in statuses(campaign.id)
+    received = arrived(sink, before + sent)[before:]
+    assert any(not rcpt[0].isascii() for _f, rcpt, _c in received)  # the demo has UTF-8 local parts
