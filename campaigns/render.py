@@ -185,7 +185,7 @@ class CompiledContent:
         base = tuple(values.get(p, d) for p, d in zip(self.slots, self.defaults, strict=True))
         if not self.fallbacks:
             return base
-        return base + tuple(base[i].strip() or fallback for i, fallback in self.fallbacks)
+        return base + tuple([base[i].strip() or fallback for i, fallback in self.fallbacks])
 
     def render(self, values: dict[str, str]) -> tuple[str, str, str]:
         """Subject, plain text and HTML for one supporter (values by placeholder name)."""

@@ -17,6 +17,7 @@ from core.errors import ValidationFailed
 # C0 and C1 controls (CR, LF, NUL, TAB …), DEL, the Unicode line/paragraph separators (str.splitlines
 # breaks on them), and lone surrogates (not encodable).
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_PRINTABLE_ASCII = re.compile("[\x20-\x7e]*").fullmatch  # the fast path's test, one C call
 MAX_LINE = 78  # RFC 5322 2.1.1: lines SHOULD be at most 78 characters
 
 
@@ -55,8 +56,8 @@ def header_line(name: str, value: str) -> str:
     which encodes and folds at 76 characters. The output never contains CR or LF except as a
     fold (CRLF followed by a space).
     """
-    value = defuse(value)
-    if value.isascii() and (len(name) + 2 + len(value) <= MAX_LINE or (" " not in value and len(value) < 900)):
+    if _PRINTABLE_ASCII(value) and (len(name) + 2 + len(value) <= MAX_LINE or (" " not in value and len(value) < 900)):
         return f"{name}: {value}"  # short, or one word (a URL, a Message-ID) that cannot be folded
+    value = defuse(value)
     charset = "us-ascii" if value.isascii() else "utf-8"
     return f"{name}: " + Header(value, charset, header_name=name).encode(linesep="\r\n")
