@@ -124,7 +124,11 @@ class CampaignPreviewOut(_Open):
     recipients = fields.Integer(required=True)
     audience = fields.Integer(required=True)
     left_out = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
-    samples = fields.Dict(keys=fields.String(), values=fields.Dict(), required=True)
+    samples = fields.Dict(keys=fields.String(), values=fields.Dict(), required=True,
+                          metadata={"description": "per language: a supporter without a name, and `longest_name`"})
+    needs_smtputf8 = fields.Integer(required=True, metadata={
+        "description": "active audience members with a UTF-8 local part: they fail with 'server does not "
+                       "support SMTPUTF8' unless the relay offers SMTPUTF8"})
 
 
 class TestSendOut(_Open):

@@ -59,6 +59,18 @@ def preview_samples(campaign: Campaign, contents: dict[str, CompiledContent]) ->
     return samples
 
 
+def needs_smtputf8(campaign: Campaign) -> int:
+    """Active audience members whose address has a non-ASCII local part: sent only with SMTPUTF8."""
+    email = Supporter.email_normalized
+    if db.session.get_bind().dialect.name == "postgresql":
+        utf8 = email.op("~")("^[^@]*[^\\x01-\\x7f][^@]*@")
+    else:  # SQLite: a local part longer in bytes than in characters
+        local = sa.func.substr(email, 1, sa.func.instr(email, "@"))
+        utf8 = sa.func.length(local) != sa.func.length(sa.cast(local, sa.LargeBinary))
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Supporter).where(
+        audience_where(campaign), Supporter.status == SupporterStatus.ACTIVE, utf8)) or 0
+
+
 def sample_supporter(campaign: Campaign, language: str) -> Supporter | None:
     """An active supporter of the audience, in `language` if there is one."""
     query = (sa.select(Supporter).where(audience_where(campaign), Supporter.status == SupporterStatus.ACTIVE)

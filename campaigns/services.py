@@ -145,9 +145,10 @@ def preview(campaign_id: int) -> dict[str, Any]:
         if reason is not None:
             left_out[reason] = n
     previews = samples.preview_samples(campaign, compile_contents(campaign))
+    utf8 = samples.needs_smtputf8(campaign)
     db.session.commit()
     return {"recipients": counts.get(None, 0), "left_out": left_out, "audience": sum(counts.values()),
-            "samples": previews}
+            "samples": previews, "needs_smtputf8": utf8}
 
 
 def send_test(campaign_id: int, to: str, language: str | None = None) -> dict[str, Any]:

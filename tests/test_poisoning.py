@@ -72,6 +72,7 @@ def test_a_relay_without_smtputf8_fails_only_the_utf8_address_with_its_own_reaso
         for email in ["ann@example.org", "zoë.müller@example.com", "x@bücher.example", "bob@example.org"]:
             make_supporter(email)
         campaign = make_campaign()
+        assert services.preview(campaign.id)["needs_smtputf8"] == 1  # the IDN domain does not need it
         services.launch(campaign.id)
         run_worker(app)
         assert statuses(campaign.id) == {"sent": 3, "failed": 1}
