@@ -20,6 +20,7 @@ from supporters.consent import consent_text
 from supporters.forms import HONEYPOT, JoinForm, NewLinkForm, PreferencesForm
 from supporters.i18n import negotiate, t
 from supporters.models import LANGUAGES, Supporter, SupporterKind, SupporterStatus
+from supporters.signals import supporter_joined
 
 bp = Blueprint("supporters", __name__, template_folder="templates", static_folder="static",
                static_url_path="/supporters/static")
@@ -96,10 +97,9 @@ def join():
     except ValidationFailed:  # an interest was withdrawn while the form was open
         form.fail("interests", t("error.interests.invalid", g.lang))
         return _join_page(form, 422)
-    # Issue 6: credit the campaign whose share link brought a newcomer (campaigns.acting).
-    from campaigns.acting import note_join
-
-    note_join(data["email"].strip().lower(), data["ref"], request.form.get("c"))
+    # Issue 6: campaigns/ credits the campaign whose share link brought a newcomer.
+    supporter_joined.send(current_app._get_current_object(), email_normalized=data["email"].strip().lower(),
+                          ref=data["ref"], campaign_hint=request.form.get("c"))
     # The same answer whatever the outcome: nobody learns whether an address is already known.
     return _page("joined.html")
 

@@ -169,3 +169,11 @@ def test_tampered_or_foreign_tokens_and_unknown_links_are_refused_and_record_not
     assert long.status_code == 422
     after = counts()
     assert after["actions"] == before["actions"] == 0 and after["clicks"] == before["clicks"]
+
+
+def test_campaigns_hear_of_joins_through_the_supporters_signal_for_their_app_only(app):
+    from campaigns.web import _credit_join
+    from supporters.signals import supporter_joined
+
+    assert _credit_join in supporter_joined.receivers_for(app)
+    assert _credit_join not in supporter_joined.receivers_for(object())
