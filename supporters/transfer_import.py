@@ -625,7 +625,7 @@ class Stage:
 
 def _enqueue_opt_in(ids: list[int]) -> int:
     """Queue the double-opt-in mails of a committed batch: one throttled job per OPT_IN_BATCH people."""
-    from supporters.join import OPT_IN_BATCH, send_confirmations
+    from supporters.mail_jobs import OPT_IN_BATCH, send_confirmations
 
     send_confirmations.enqueue_many([(ids[start:start + OPT_IN_BATCH],)
                                      for start in range(0, len(ids), OPT_IN_BATCH)])
