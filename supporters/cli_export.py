@@ -95,7 +95,7 @@ def export_supporters_command(fmt, fields, segment_id, filter_json, status, kind
 def export_consents_command(fmt, since, output, quiet):
     """Export the consent ledger (every grant, confirmation and withdrawal) for an auditor."""
     from supporters import transfer
-    from supporters.transfer_import import ImportAborted, parse_timestamp
+    from supporters.import_source import ImportAborted, parse_timestamp
 
     try:
         since_at = parse_timestamp(since, "--since") if since else None

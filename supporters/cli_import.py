@@ -37,7 +37,8 @@ import_group = AppGroup("import", help="Import supporters from a CSV file, safel
 def import_supporters_command(file, mapping, encoding, delimiter, kind, language, tags, consent_note, consented_at,
                               send_opt_in, update, dry_run, rejects_path, batch_size, writers, quiet):
     """Import supporters from a CSV file (deduplicated, validated, each batch atomic)."""
-    from supporters.transfer_import import ImportOptions, import_supporters, parse_mapping, parse_timestamp
+    from supporters.import_source import ImportOptions, parse_mapping, parse_timestamp
+    from supporters.transfer_import import import_supporters
 
     if delimiter == "\\t":
         delimiter = "\t"

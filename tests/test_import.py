@@ -331,7 +331,7 @@ def test_an_import_needs_exactly_one_consent_basis(runner, db, tmp_path, args, m
 
 
 def test_a_batch_that_fails_is_rolled_back_whole_and_a_re_run_completes_it(runner, db, tmp_path, monkeypatch):
-    from supporters.transfer_import import Stage
+    from supporters.import_stage import Stage
 
     f = write(tmp_path / "b.csv", "email\n" + "".join(f"b{i}@example.org\n" for i in range(25)))
     original = Stage.tag_rows
@@ -357,7 +357,7 @@ def test_a_batch_that_fails_is_rolled_back_whole_and_a_re_run_completes_it(runne
 def test_fast_email_check_never_accepts_what_email_validator_refuses():
     from email_validator import EmailNotValidError, validate_email
 
-    from supporters.transfer_import import RowRejected, check_email
+    from supporters.import_rows import RowRejected, check_email
 
     samples = ["a@example.org", "A.B+c@Sub.Example.COM", "a..b@example.org", ".a@example.org", "a.@example.org",
                "a@-example.org", "a@example-.org", "a@example.o", "a@example.123", "a@localhost", "a@x.test",
@@ -435,7 +435,7 @@ def test_referral_codes_are_url_safe_unguessable_and_do_not_repeat():
     import re
 
     from supporters.confirm import is_referral_code
-    from supporters.transfer_import import referral_codes
+    from supporters.import_rows import referral_codes
 
     codes = list(itertools.islice(referral_codes(chunk=1000), 25_000))  # crosses many refills
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{14}", c) and is_referral_code(c) for c in codes)
