@@ -57,7 +57,7 @@ Outcome = Sent | Skip | Defer | Failed
 SENT = Sent()
 
 
-class Stop(Exception):  # noqa: N818 - a signal to stop, not an error
+class Stop(Exception):
     """Why a job stops before its range is done; with `pause`, the campaign is paused for that reason."""
 
     def __init__(self, reason: str, pause: bool = False):
