@@ -12,9 +12,9 @@ from flask.cli import AppGroup
 
 from campaigns import services
 from campaigns.demo import demo_command
-from campaigns.engine import start_sweeper_thread, sweep
 from campaigns.export import campaign_select
 from campaigns.models import Campaign
+from campaigns.sweeper import start_sweeper_thread, sweep
 from core.errors import DomainError
 from core.extensions import db
 from supporters import transfer
