@@ -36,6 +36,7 @@ FEATURE_MODULES = (
     "api",
     "campaigns.web",
     "campaigns.cli",
+    "campaigns.cli_bounces",
 )
 
 

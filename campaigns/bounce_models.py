@@ -49,6 +49,12 @@ class BounceReport(db.Model):
     )
 
 
+def complaint_count(campaign_id: int) -> int:
+    """Complaints (ARF abuse reports) attributed to the campaign's mails."""
+    return db.session.scalar(sa.select(sa.func.count()).where(
+        BounceReport.campaign_id == campaign_id, BounceReport.kind == ReportKind.COMPLAINT))
+
+
 @on_erase
 def _erase_bounce_details(supporter) -> None:
     # A diagnostic often quotes the address; the counts stay, the words go.

@@ -30,6 +30,7 @@ from campaigns.models import Campaign, CampaignKind, CampaignStatus, Delivery, D
 from campaigns.render import PLACEHOLDERS, CompiledContent, message_id
 from campaigns.states import transition
 from campaigns.tracking import action_url, campaign_links, link_values
+from core import verp
 from core.db import utcnow
 from core.errors import Conflict
 from core.extensions import db
@@ -290,6 +291,7 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
     global_rate = _cfg("CAMPAIGN_RATE_PER_SECOND")
     domain_rate = _cfg("CAMPAIGN_DOMAIN_RATE_PER_MINUTE")
     asks_default = default_asks()
+    return_path = verp.signer()  # VERP (BOUNCE_ADDRESS): bounces name their delivery
     totals = {"sent": 0, "skipped": 0, "deferred": 0, "failed": 0}
     consecutive_transient = 0
     stop: str | None = None
@@ -350,7 +352,7 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
             values.update(link_values(delivery_id, content.slots))
             data = content.message(email, message_id(delivery_id, campaign_id, content.domain), values, headers)
             try:
-                transport.send(content.envelope_from, [email], data)
+                transport.send(return_path("d", delivery_id) if return_path else content.envelope_from, [email], data)
             except PermanentMailError as exc:
                 outcomes.failed.append((delivery_id, str(exc)))
                 outcomes.suppress.append(recipients.hashes[delivery_id])
