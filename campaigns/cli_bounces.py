@@ -25,16 +25,18 @@ class _Tally:
     def __init__(self, source: str):
         self.source, self.counts = source, Counter()
 
-    def __call__(self, raw: bytes) -> None:
+    def __call__(self, raw: bytes) -> bool:
+        """True when the report was dealt with (it may leave the mailbox)."""
         try:
             outcome = processor.process(raw, source=self.source)
-        except Exception:  # one bad report must not stop the others
+        except Exception:  # parsing never raises: this is the database or a bug; keep the mail
             db.session.rollback()
-            log.exception("could not process a report")
+            log.exception("could not process a report; it stays in the mailbox")
             self.counts["errors"] += 1
-            return
+            return False
         self.counts["duplicate" if outcome.duplicate else outcome.kind.value] += 1
         self.counts["paused campaigns"] += int(outcome.paused)
+        return True
 
     def line(self) -> str:
         return ", ".join(f"{name} {n}" for name, n in sorted(self.counts.items()) if n) or "nothing"

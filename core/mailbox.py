@@ -1,9 +1,9 @@
 """Read a mailbox over IMAP (BOUNCE_IMAP_URL), one message at a time, for the bounce processor.
 
 `each_message(settings, handle)` gives every message's bytes to `handle`; a message is deleted
-from the mailbox (or, with `keep`, only marked seen) after `handle` returned, so a crash in the
-middle leaves the rest for the next run, and the processor's own memory (a report's key) makes
-the one message that may come again harmless.
+from the mailbox (or, with `keep`, only marked seen) after `handle` returned True, so a crash in
+the middle, or a message `handle` could not deal with now (the database is down), stays for the
+next run; the processor's own memory (a report's key) makes one that comes again harmless.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ def _quote(mailbox: str) -> str:
     return '"' + mailbox.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def each_message(settings: dict, handle: Callable[[bytes], object], *, keep: bool = False,
+def each_message(settings: dict, handle: Callable[[bytes], bool], *, keep: bool = False,
                  limit: int | None = None) -> int:
-    """Hand every message of the mailbox to `handle`, then delete it (or mark it seen); return how many."""
+    """Hand every message to `handle`; delete (or mark seen) those it took; return how many it took."""
     imap = _connect(settings)
     done = 0
     try:
@@ -55,7 +55,8 @@ def each_message(settings: dict, handle: Callable[[bytes], object], *, keep: boo
             raw = next((p[1] for p in parts or [] if isinstance(p, tuple) and len(p) == 2), None)
             if status != "OK" or raw is None:  # gone meanwhile (another fetcher): not ours to handle
                 continue
-            handle(raw)
+            if not handle(raw):
+                continue
             imap.uid("STORE", uid, "+FLAGS", r"(\Seen)" if keep else r"(\Deleted \Seen)")
             done += 1
         if not keep:
