@@ -9,7 +9,7 @@ Attribution, most certain first:
 A report that neither attributes is recorded as `unattributed` and changes nothing.
 
 Effects reuse the services that own them: `campaigns.services.report_bounce` marks a delivery
-bounced, `suppress_hashes` suppresses, `supporters.join.withdraw` unsubscribes with a consent event
+bounced, `suppress_hashes` suppresses, `supporters.preferences.withdraw` unsubscribes with a consent event
 (method "complaint"). They are idempotent, and run before the report's row is written, whose
 unique key then makes a second run of the same mail a no-op (see `process`).
 """
@@ -34,8 +34,8 @@ from core import verp
 from core.db import utcnow
 from core.errors import Conflict
 from core.extensions import db
-from supporters.join import withdraw
 from supporters.models import Supporter, SuppressionReason, email_hash
+from supporters.preferences import withdraw
 
 log = logging.getLogger(__name__)
 
