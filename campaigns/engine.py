@@ -39,6 +39,7 @@ from campaigns.recipients import Recipient, SendChecks, decide, load_recipients
 from campaigns.render import message_id
 from campaigns.states import transition
 from campaigns.tracking import link_values
+from core import verp
 from core.db import utcnow
 from core.errors import Conflict
 from core.extensions import db
@@ -138,6 +139,7 @@ class _Sender:
         self.domain_rate = config["CAMPAIGN_DOMAIN_RATE_PER_MINUTE"]
         self.asks_default = default_asks()
         self.transport = get_transport()
+        self.return_path = verp.signer()  # VERP (BOUNCE_ADDRESS): bounces name their delivery
         self.throttle = Throttle(get_redis())
         self.outcomes = Outcomes()
         self.checkpoint = Checkpoint(self.campaign_id, self.lease)
@@ -192,7 +194,8 @@ class _Sender:
         values.update(link_values(r.delivery_id, content.slots))
         data = content.message(r.email, message_id(r.delivery_id, self.campaign_id, content.domain), values, headers)
         try:
-            self.transport.send(content.envelope_from, [r.email], data)
+            envelope_from = self.return_path("d", r.delivery_id) if self.return_path else content.envelope_from
+            self.transport.send(envelope_from, [r.email], data)
         except PermanentMailError as exc:
             self.transient_streak = 0
             return Failed(str(exc), suppress_hash=r.email_hash)
