@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent
 
 # Modules that define models: imported before anything needs the full metadata (Alembic too).
 MODEL_MODULES = ("core.accounts", "supporters.models", "supporters.transfer_jobs", "campaigns.models",
-                 "campaigns.actions")
+                 "campaigns.actions", "campaigns.bounce_models")
 
 # Feature modules, each with an `init_app(app)` that registers its blueprints and CLI groups.
 FEATURE_MODULES = (
@@ -36,6 +36,7 @@ FEATURE_MODULES = (
     "api",
     "campaigns.web",
     "campaigns.cli",
+    "campaigns.cli_bounces",
 )
 
 

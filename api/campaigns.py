@@ -153,6 +153,9 @@ class StatsOut(_Open):
     total = fields.Integer(required=True)
     progress = fields.Float(required=True)
     possible_duplicates = fields.Integer(required=True)
+    complaints = fields.Integer(required=True, metadata={"description": "spam complaints (ARF abuse reports)"})
+    complaint_rate = fields.Float(required=True, metadata={"description": "complaints / sent; above "
+                                  "COMPLAINT_PAUSE_PERCENT the campaign pauses itself"})
     launched_at = fields.DateTime(allow_none=True, required=True)
     finished_at = fields.DateTime(allow_none=True, required=True)
     results = fields.Dict(required=True, metadata={"description": "as GET /campaigns/{id}/results"})

@@ -12,7 +12,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from campaigns import audience, kinds, samples
-from campaigns.engine import compile_contents, enqueue_pending, suppress_hashes
+from campaigns.bounce_models import complaint_count
+from campaigns.compose import compile_contents
+from campaigns.engine import enqueue_pending
 from campaigns.models import (
     Campaign,
     CampaignContent,
@@ -22,6 +24,7 @@ from campaigns.models import (
     DeliveryStatus,
     SkipReason,
 )
+from campaigns.outcomes import suppress_hashes
 from campaigns.render import check_placeholders, parse_message_id
 from campaigns.states import transition
 from core.accounts import record_audit
@@ -289,11 +292,14 @@ def stats(campaign_id: int) -> dict[str, Any]:
     ).scalar_one()
     total = sum(by_status.values())
     done = total - by_status["queued"] - by_status["sending"]
+    complaints = complaint_count(campaign_id)
+    sent = by_status["sent"] + by_status["bounced"]
     db.session.commit()
     return {"id": campaign.id, "status": campaign.status.value, "status_reason": campaign.status_reason,
             "deliveries": by_status, "skipped": skipped, "failed": failed, "total": total,
             "progress": round(done / total, 4) if total else 0.0,
             "possible_duplicates": possible_duplicates,
+            "complaints": complaints, "complaint_rate": round(complaints / sent, 6) if sent else 0.0,
             "launched_at": campaign.launched_at.isoformat() if campaign.launched_at else None,
             "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None}
 

@@ -20,6 +20,7 @@ from core.extensions import csrf, limiter
 from core.signing import InvalidToken
 from supporters.i18n import negotiate
 from supporters.models import LANGUAGES
+from supporters.signals import supporter_joined
 
 bp = Blueprint("actions", __name__, template_folder="templates")
 
@@ -152,8 +153,14 @@ def _headers(response):
     return response
 
 
+def _credit_join(_app: Flask, *, email_normalized: str, ref: str | None, campaign_hint: str | None) -> None:
+    """Credit a newcomer who came through a campaign's share link to that campaign (supporters' signal)."""
+    acting.note_join(email_normalized, ref, campaign_hint)
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    supporter_joined.connect(_credit_join, app)
     csrf.exempt(bp)
     from campaigns.cli_actions import register
 

@@ -4,12 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: redis-server for the PostgreSQL run, chromium for the browser tests, postfix as
-# the strict real relay of tests/test_postfix_relay.py (started by the test with its own config).
+# System packages: redis-server for the PostgreSQL run, chromium for the browser tests, Postfix
+# and Dovecot (IMAP + LMTP) for the real-bounce tests (tests/mailservers.py; run as root there) and
+# the strict-relay tests (tests/postfix.py).
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v chromium >/dev/null || missing+=(chromium)
-[ -x /usr/sbin/postfix ] || missing+=(postfix)
+command -v postfix >/dev/null || missing+=(postfix)
+[ -x /usr/lib/dovecot/imap ] || missing+=(dovecot-imapd)
+[ -x /usr/lib/dovecot/lmtp ] || missing+=(dovecot-lmtpd)
 if ! command -v initdb >/dev/null; then
   pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -n "$pgbin" ]; then export PATH="$pgbin:$PATH"; else missing+=(postgresql); fi

@@ -11,6 +11,7 @@ from email.utils import parseaddr
 
 from flask import current_app, render_template
 
+from core import verp
 from core.mail import build_message, get_transport
 from supporters import links
 from supporters.i18n import t
@@ -34,7 +35,7 @@ def render_mail(supporter: Supporter, template: str, subject_key: str, **context
 
 
 def _send(supporter: Supporter, message: bytes) -> None:
-    sender = parseaddr(current_app.config["MAIL_FROM"])[1]
+    sender = verp.return_path("s", supporter.id) or parseaddr(current_app.config["MAIL_FROM"])[1]
     get_transport().send(sender, [supporter.email], message)
 
 

@@ -87,7 +87,7 @@ def test_joining_stores_a_pending_supporter_and_the_consent_grant_then_queues_th
     assert grant.text_version == CURRENT_VERSION
     assert grant.text_hash == text_hash(consent_text("de").text)  # the German text the page showed
     assert grant.ip == "127.0.0.1" and grant.user_agent.startswith("Werkzeug")
-    assert queued() == ["supporters.join.send_confirmation"]
+    assert queued() == ["supporters.mail_jobs.send_confirmation"]
 
 
 def test_the_confirmation_mail_is_sent_by_the_worker_in_both_formats_with_unsubscribe_headers(app, db, settings,
@@ -184,7 +184,7 @@ def test_concurrent_double_submits_of_one_address_create_one_supporter(app, db):
         t.join(60)
     assert results == [200] * len(clients)
     assert [s.email_normalized for s in supporters(db)] == ["twice@example.org"]
-    assert queued().count("supporters.join.send_confirmation") <= 2
+    assert queued().count("supporters.mail_jobs.send_confirmation") <= 2
 
 
 def test_the_rate_limit_answers_with_a_friendly_page(app, settings):

@@ -89,7 +89,7 @@ def test_a_relay_without_smtputf8_fails_only_the_utf8_address_with_its_own_reaso
 
 
 def test_a_refused_confirmation_is_recorded_once_and_never_swept_again(app, db):
-    from supporters.join import send_confirmation, sweep_unsent_confirmations
+    from supporters.mail_jobs import send_confirmation, sweep_unsent_confirmations
     from supporters.models import Supporter, SupporterStatus
 
     sink = SMTPSink(smtputf8=False).start()

@@ -17,7 +17,7 @@ import pytest
 
 from campaigns import services
 from core.addresses import wire_address
-from supporters.join import send_confirmation
+from supporters.mail_jobs import send_confirmation
 from supporters.models import SupporterStatus
 from tests.engine_helpers import make_campaign, run_worker, statuses
 from tests.factories import make_supporter
