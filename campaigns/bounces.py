@@ -27,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from campaigns import services
 from campaigns.bounce_models import BounceReport, ReportKind, complaint_count
 from campaigns.bounce_parse import Report, parse
-from campaigns.engine import suppress_hashes
 from campaigns.models import Delivery, DeliveryStatus
+from campaigns.outcomes import suppress_hashes
 from campaigns.render import parse_message_id
 from core import verp
 from core.db import utcnow
