@@ -101,7 +101,9 @@ def run_transfer_job(job_id: int) -> str:
         rows, summary = _perform(record)
     except DomainError as exc:
         db.session.rollback()
-        _finish(job_id, TransferStatus.FAILED, error=exc.detail[:1000])
+        # The upload's place on the server is nobody's business: name it as the person knows it.
+        error = exc.detail.replace(record.file_path, "the uploaded file") if record.file_path else exc.detail
+        _finish(job_id, TransferStatus.FAILED, error=error[:1000])
         return "failed"
     except Exception:
         db.session.rollback()
