@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from email import message_from_bytes
 from email.message import Message
@@ -22,7 +23,16 @@ class SinkHandler:
         # recipient address -> answers for DATA, consumed in order (e.g. ["451 try later"])
         self.data_replies: dict[str, list[str]] = {}
         self.drop_next_data: int = 0  # close the connection instead of answering, this many times
+        self.keep_and_drop_next_data: int = 0  # the same, after keeping the message (a real duplicate on retry)
+        # recipient -> (when its transaction's MAIL FROM arrived, when the message was accepted), per message kept
+        self.timeline: dict[str, list[tuple[float, float]]] = {}
         self.lock = threading.Lock()
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        envelope.mail_time = time.time()
+        return "250 OK"
 
     async def handle_HELO(self, server, session, envelope, hostname):  # noqa: N802 - aiosmtpd API
         session.host_name = hostname
@@ -57,6 +67,14 @@ class SinkHandler:
             self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
             mid = message_from_bytes(envelope.content).get("Message-ID", "")
             self.message_ids[mid] += 1
+            now = time.time()
+            for rcpt in envelope.rcpt_tos:
+                self.timeline.setdefault(rcpt.lower(), []).append((getattr(envelope, "mail_time", now), now))
+            if self.keep_and_drop_next_data > 0:
+                self.keep_and_drop_next_data -= 1
+                session.transport_close = True
+                server.transport.close()
+                return "421 closing"
         return "250 Message accepted"
 
     def parsed(self) -> list[Message]:
