@@ -11,8 +11,8 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from campaigns import services
-from campaigns.engine import start_sweeper_thread, sweep
 from campaigns.models import Campaign
+from campaigns.sweeper import start_sweeper_thread, sweep
 from core.errors import DomainError
 from core.extensions import db
 

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from flask import current_app
 
 from campaigns import audience, kinds
-from campaigns.engine import compile_contents, enqueue_pending, suppress_hashes
+from campaigns.compose import compile_contents
+from campaigns.engine import enqueue_pending
 from campaigns.models import (
     Campaign,
     CampaignContent,
@@ -23,6 +24,7 @@ from campaigns.models import (
     DeliveryStatus,
     SkipReason,
 )
+from campaigns.outcomes import suppress_hashes
 from campaigns.render import check_placeholders, parse_message_id
 from campaigns.states import transition
 from core.accounts import record_audit
