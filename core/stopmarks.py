@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 import redis
 import sqlalchemy as sa
@@ -64,6 +64,7 @@ def stop(supporter_ids: int | Iterable[int], reason: str, until: datetime | None
         hook(ids)
     ttl = TTL_SECONDS
     if until is not None:
+        until = until if until.tzinfo else until.replace(tzinfo=UTC)
         ttl = max(1, min(ttl, int((until - utcnow()).total_seconds()) + 1))
     pending = db.session.info.setdefault(_PENDING, [])
     pending.append((current_app.extensions["redis"], ids, reason, ttl))
