@@ -91,7 +91,9 @@ def enqueue_pending(campaign_id: int, only_stale_before: datetime | None = None,
             .execution_options(synchronize_session=False)).rowcount
     db.session.commit()
     ranges = [(campaign_id, lo, (starts[i + 1] - 1) if i + 1 < len(starts) else last) for i, lo in enumerate(starts)]
-    send_range.enqueue_many(ranges, timeout=3600, result_ttl=60, failure_ttl=7 * 24 * 3600)
+    # Recovered work (the sweeper's) goes to the front: it has waited long enough already.
+    send_range.enqueue_many(ranges, timeout=3600, result_ttl=60, failure_ttl=7 * 24 * 3600,
+                            at_front=only_stale_before is not None)
     return count
 
 

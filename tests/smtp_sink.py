@@ -24,6 +24,9 @@ class SinkHandler:
         self.data_replies: dict[str, list[str]] = {}
         self.drop_next_data: int = 0  # close the connection instead of answering, this many times
         self.keep_and_drop_next_data: int = 0  # the same, after keeping the message (a real duplicate on retry)
+        self.drop_every: int = 1  # the two above act on every n-th message only (drop first, then keep-and-drop)
+        self.data_seen = 0
+        self.dropped_ids: list[str] = []  # Message-IDs of the messages answered by a hang-up
         # recipient -> (when its transaction's MAIL FROM arrived, when the message was accepted), per message kept
         self.timeline: dict[str, list[tuple[float, float]]] = {}
         self.lock = threading.Lock()
@@ -55,8 +58,11 @@ class SinkHandler:
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         with self.lock:
-            if self.drop_next_data > 0:
+            self.data_seen += 1
+            turn = self.data_seen % self.drop_every == 0
+            if self.drop_next_data > 0 and turn:
                 self.drop_next_data -= 1
+                self.dropped_ids.append(message_from_bytes(envelope.content).get("Message-ID", ""))
                 session.transport_close = True
                 server.transport.close()
                 return "421 closing"
@@ -70,8 +76,9 @@ class SinkHandler:
             now = time.time()
             for rcpt in envelope.rcpt_tos:
                 self.timeline.setdefault(rcpt.lower(), []).append((getattr(envelope, "mail_time", now), now))
-            if self.keep_and_drop_next_data > 0:
+            if self.keep_and_drop_next_data > 0 and turn:
                 self.keep_and_drop_next_data -= 1
+                self.dropped_ids.append(mid)
                 session.transport_close = True
                 server.transport.close()
                 return "421 closing"
