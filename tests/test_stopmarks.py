@@ -9,7 +9,7 @@ from campaigns import services
 from campaigns.models import Delivery
 from core import stopmarks
 from core.stopmarks import MarkersLost, StopCheck
-from supporters.join import withdraw
+from supporters.links import unsubscribe_url
 from supporters.models import Supporter
 from tests.engine_helpers import make_campaign, run_worker, statuses
 from tests.test_engine_faults import add_supporters
@@ -18,6 +18,12 @@ from tests.test_engine_faults import add_supporters
 @pytest.fixture
 def settings(migrated, smtp_sink):
     return {**migrated, "SMTP_URL": smtp_sink.url}
+
+
+def withdraw(app, supporter_id: int) -> None:
+    """The RFC 8058 one-click unsubscribe, as a mail client posts it."""
+    url = unsubscribe_url(supporter_id).removeprefix(app.config["PUBLIC_BASE_URL"])
+    assert app.test_client().post(url, data={"List-Unsubscribe": "One-Click"}).status_code == 200
 
 
 def test_a_marker_is_written_by_the_commit_and_never_by_a_rollback(app, db):
@@ -59,7 +65,7 @@ def test_an_unsubscribe_stops_mail_the_engine_had_already_read_as_active(app, db
     def read_then_they_leave(*args, **kwargs):
         loaded = real(*args, **kwargs)  # the chunk was read while everyone was active…
         for supporter_id in leaving:  # …then two of them unsubscribe before their mail starts
-            withdraw(supporter_id, method="one_click")
+            withdraw(app, supporter_id)
         return loaded
 
     monkeypatch.setattr("campaigns.engine.load_recipients", read_then_they_leave)
@@ -77,7 +83,8 @@ def test_a_withdrawal_flags_the_deliveries_a_worker_holds(app, db):
     db.session.execute(sa.update(Delivery).where(Delivery.id == first).values(status="sending"))
     db.session.commit()
     for supporter_id in db.session.scalars(sa.select(Supporter.id)).all():
-        withdraw(supporter_id, method="one_click")
+        withdraw(app, supporter_id)
+    db.session.expire_all()
     flags = dict(db.session.execute(sa.select(Delivery.id, Delivery.in_flight_at_stop)).all())
     assert flags == {first: True, second: False}
 
