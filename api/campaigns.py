@@ -143,7 +143,11 @@ class StatsOut(_Open):
     skipped = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     total = fields.Integer(required=True)
     progress = fields.Float(required=True)
-    possible_duplicates = fields.Integer(required=True)
+    possible_duplicates = fields.Integer(required=True, metadata={
+        "description": "sent deliveries that may have reached the server twice (a lost worker's lease, "
+                       "or a connection dropped after the whole message), each resent with the same Message-ID"})
+    sent_after_stop = fields.Integer(required=True, metadata={
+        "description": "sent deliveries whose supporter withdrew while the SMTP transaction was under way"})
     complaints = fields.Integer(required=True, metadata={"description": "spam complaints (ARF abuse reports)"})
     complaint_rate = fields.Float(required=True, metadata={"description": "complaints / sent; above "
                                   "COMPLAINT_PAUSE_PERCENT the campaign pauses itself"})
