@@ -194,6 +194,11 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         "CAMPAIGN_RATE_PER_SECOND": _int("CAMPAIGN_RATE_PER_SECOND", env.get("CAMPAIGN_RATE_PER_SECOND"), 0),
         "CAMPAIGN_DOMAIN_RATE_PER_MINUTE": _int("CAMPAIGN_DOMAIN_RATE_PER_MINUTE",
                                                 env.get("CAMPAIGN_DOMAIN_RATE_PER_MINUTE"), 0),
+        # Request bodies: any body beyond MAX_CONTENT_LENGTH bytes is refused with 413 before it is read
+        # (a JSON supporter, segment or campaign is a few kB); the CSV upload of POST /imports/supporters
+        # has its own, larger limit.
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", env.get("MAX_CONTENT_LENGTH"), 1_000_000, minimum=1024),
+        "IMPORT_MAX_BYTES": _int("IMPORT_MAX_BYTES", env.get("IMPORT_MAX_BYTES"), 200 * 1024 * 1024, minimum=1024),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -15,9 +15,10 @@ from marshmallow import EXCLUDE, INCLUDE, Schema, fields, validate
 
 from api import bp
 from api.auth import current_principal, require
+from api.conventions import check_text, load_json
 from api.errors import problem
 from api.openapi import doc
-from api.schemas import MAX_INT_ID
+from api.schemas import MAX_INT_ID, Text, Time
 from core.accounts import record_audit
 from core.errors import ValidationFailed
 from core.extensions import db
@@ -34,7 +35,7 @@ from supporters.transfer_jobs import (
     transfer_dir,
 )
 
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+FORM_OVERHEAD = 1024 * 1024  # the multipart envelope and the option fields around the CSV
 
 
 class SupporterExportSchema(Schema):
@@ -47,7 +48,7 @@ class SupporterExportSchema(Schema):
     segment_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_INT_ID))
     status = fields.List(fields.String(validate=validate.OneOf([s.value for s in SupporterStatus])), load_default=list)
     kind = fields.List(fields.String(validate=validate.OneOf([k.value for k in SupporterKind])), load_default=list)
-    tags = fields.List(fields.String(), load_default=list)
+    tags = fields.List(Text(max=100), load_default=list)
     language = fields.List(fields.String(validate=validate.OneOf(LANGUAGES)), load_default=list)
     country = fields.List(fields.String(validate=validate.Length(equal=2)), load_default=list)
     joined_after = fields.String(load_default=None)
@@ -59,7 +60,7 @@ class ConsentExportSchema(Schema):
         unknown = EXCLUDE
 
     format = fields.String(load_default="csv", validate=validate.OneOf(transfer.FORMATS))
-    since = fields.AwareDateTime(load_default=None, default_timezone=UTC)
+    since = Time(load_default=None, default_timezone=UTC)
 
 
 class ImportSchema(Schema):
@@ -155,7 +156,7 @@ def _audit(action: str, record: TransferJob) -> None:
 @require("manager")
 def start_supporter_export():
     """Start an export of supporters (same filters as the CLI); poll the returned job."""
-    data = SupporterExportSchema().load(request.get_json(silent=True) or {})
+    data = load_json(SupporterExportSchema(), optional=True)
     selection = {"segment_id": data["segment_id"], "filter": data["filter"], "status": data["status"],
                  "kind": data["kind"], "tags": data["tags"], "language": data["language"],
                  "country": [c.upper() for c in data["country"]], "joined_after": data["joined_after"],
@@ -177,7 +178,7 @@ def start_supporter_export():
 @require("manager")
 def start_consent_export():
     """Start an export of the consent ledger."""
-    data = ConsentExportSchema().load(request.get_json(silent=True) or {})
+    data = load_json(ConsentExportSchema(), optional=True)
     params = {"format": data["format"], "since": data["since"].isoformat() if data["since"] else None}
     record = create_job(TransferKind.EXPORT_CONSENTS, params, _label())
     _audit("transfer.export", record)
@@ -195,10 +196,13 @@ def start_supporter_import():
     """Upload a CSV (multipart field `file`) and import it as a job; options as in the CLI."""
     from supporters.transfer_import import ImportOptions, check_options, parse_mapping, parse_timestamp
 
+    max_bytes = current_app.config["IMPORT_MAX_BYTES"]
+    request.max_content_length = max_bytes + FORM_OVERHEAD  # this endpoint alone takes more than a JSON body
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ValidationFailed({"file": ["upload the CSV as the multipart field 'file'"]})
     form = {k: request.form.getlist(k) if k == "tag" else v for k, v in request.form.items()}
+    check_text(form, "body")
     data = ImportSchema().load(form)
     opts = ImportOptions(path="", mapping=parse_mapping(data["map"]), encoding=data["encoding"],
                          delimiter=data["delimiter"], kind=data["kind"], language=data["language"],
@@ -213,10 +217,10 @@ def start_supporter_import():
         size = 0
         while chunk := upload.stream.read(1 << 20):
             size += len(chunk)
-            if size > MAX_UPLOAD_BYTES:
+            if size > max_bytes:
                 out.close()
                 os.unlink(path)
-                raise ValidationFailed({"file": [f"larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB"]})
+                raise ValidationFailed({"file": [f"larger than {max_bytes // (1024 * 1024)} MB"]})
             out.write(chunk)
     params = {"mapping": opts.mapping, "encoding": opts.encoding, "delimiter": opts.delimiter, "kind": opts.kind,
               "language": opts.language, "tags": opts.tags, "consent_note": opts.consent_note,
