@@ -145,6 +145,20 @@ def _label() -> str | None:
     return principal.label if principal else None
 
 
+def _owner() -> dict:
+    principal = current_principal()
+    return {"requested_by_user_id": principal.user.id}
+
+
+def may_see(principal, record: TransferJob) -> bool:
+    """Admins see every job; others only their own, and never an import (it holds raw personal data)."""
+    if principal.role.allows("admin"):
+        return True
+    if record.kind is TransferKind.IMPORT_SUPPORTERS:
+        return False
+    return record.requested_by_user_id is not None and record.requested_by_user_id == principal.user.id
+
+
 def _audit(action: str, record: TransferJob) -> None:
     principal = current_principal()
     record_audit(action, actor_type=principal.kind, actor_id=principal.user.id, actor_label=principal.label,
@@ -166,7 +180,7 @@ def start_supporter_export():
     names = transfer.check_fields(requested, transfer.SUPPORTER_FIELDS, transfer.DEFAULT_SUPPORTER_FIELDS)
     transfer.Selection(**selection).where()
     record = create_job(TransferKind.EXPORT_SUPPORTERS, {"format": data["format"], "fields": ",".join(names),
-                                                         "selection": selection}, _label())
+                                                         "selection": selection}, _label(), **_owner())
     _audit("transfer.export", record)
     db.session.commit()
     start(record)
@@ -180,7 +194,7 @@ def start_consent_export():
     """Start an export of the consent ledger."""
     data = load_json(ConsentExportSchema(), optional=True)
     params = {"format": data["format"], "since": data["since"].isoformat() if data["since"] else None}
-    record = create_job(TransferKind.EXPORT_CONSENTS, params, _label())
+    record = create_job(TransferKind.EXPORT_CONSENTS, params, _label(), **_owner())
     _audit("transfer.export", record)
     db.session.commit()
     start(record)
@@ -227,7 +241,7 @@ def start_supporter_import():
               "consented_at": opts.consented_at.isoformat() if opts.consented_at else None,
               "send_opt_in": opts.send_opt_in, "update": opts.update, "dry_run": opts.dry_run,
               "filename": os.path.basename(upload.filename)[:200]}
-    record = create_job(TransferKind.IMPORT_SUPPORTERS, params, _label(), file_path=path)
+    record = create_job(TransferKind.IMPORT_SUPPORTERS, params, _label(), file_path=path, **_owner())
     _audit("transfer.import", record)
     db.session.commit()
     start(record)
@@ -235,12 +249,13 @@ def start_supporter_import():
 
 
 @bp.get("/jobs/<int:job_id>")
-@doc("The state of an export or import job", tag="Jobs", response=JobOut)
+@doc("The state of an export or import job", tag="Jobs", response=JobOut, description=(
+    "Visible to the user who started it and to admins; imports to admins only. Anyone else gets 404."))
 @require("manager")
 def get_transfer_job(job_id: int):
     """The state of an export or import job, with a download link (expiring) once it is done."""
     record = db.session.get(TransferJob, job_id)
-    if record is None:
+    if record is None or not may_see(current_principal(), record):
         return problem(404, "Not found", f"no job {job_id}")
     return job_body(record)
 
