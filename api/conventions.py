@@ -11,7 +11,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from flask import Response, request
+from flask import Response, current_app, request
 from marshmallow import Schema, ValidationError, fields
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -114,6 +114,12 @@ def load_query(schema: Schema) -> dict[str, Any]:
         data[name] = args.getlist(name) if isinstance(field, fields.List) else args.get(name)
         check_text(data[name], name)
     return schema.load(data)
+
+
+def public_url(path: str) -> str:
+    """An absolute URL for a path of ours: always on PUBLIC_BASE_URL, never on the request's `Host`,
+    which the client chooses (a link to `Host: evil.example` would hand our tokens to that site)."""
+    return current_app.config["PUBLIC_BASE_URL"] + path
 
 
 def etag_for(*parts: Any) -> str:

@@ -15,7 +15,7 @@ from marshmallow import EXCLUDE, INCLUDE, Schema, fields, validate
 
 from api import bp
 from api.auth import current_principal, require
-from api.conventions import check_text, load_json
+from api.conventions import check_text, load_json, public_url
 from api.errors import problem
 from api.openapi import doc
 from api.schemas import MAX_INT_ID, Text, Time
@@ -122,7 +122,7 @@ def job_body(record: TransferJob) -> dict:
         from core.db import utcnow
 
         body["download"] = {
-            "url": url_for("api.download_transfer", job_id=record.id, token=token, _external=True),
+            "url": public_url(url_for("api.download_transfer", job_id=record.id, token=token)),
             "expires_at": (utcnow() + timedelta(seconds=max_age)).isoformat(),
         }
     return body
