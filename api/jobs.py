@@ -166,7 +166,7 @@ def _audit(action: str, record: TransferJob) -> None:
 
 
 @bp.post("/exports/supporters")
-@doc("Start an export of supporters (filters as in the CLI)", tag="Jobs", body=SupporterExportSchema, response=JobOut, status=202, errors=(404,), headers={"Location": {"schema": {"type": "string"}}})
+@doc("Start an export of supporters (filters as in the CLI)", tag="Jobs", body=SupporterExportSchema, body_optional=True, response=JobOut, status=202, errors=(404,), headers={"Location": {"schema": {"type": "string"}}})
 @require("manager")
 def start_supporter_export():
     """Start an export of supporters (same filters as the CLI); poll the returned job."""
@@ -188,7 +188,7 @@ def start_supporter_export():
 
 
 @bp.post("/exports/consents")
-@doc("Start an export of the consent ledger", tag="Jobs", body=ConsentExportSchema, response=JobOut, status=202, headers={"Location": {"schema": {"type": "string"}}})
+@doc("Start an export of the consent ledger", tag="Jobs", body=ConsentExportSchema, body_optional=True, response=JobOut, status=202, headers={"Location": {"schema": {"type": "string"}}})
 @require("manager")
 def start_consent_export():
     """Start an export of the consent ledger."""
@@ -202,9 +202,9 @@ def start_consent_export():
 
 
 @bp.post("/imports/supporters")
-@doc("Import a CSV as a job", tag="Jobs", response=JobOut, status=202, errors=(422,), headers={"Location": {"schema": {"type": "string"}}}, description=(
-    "Upload the CSV as the multipart field `file`; the other form fields are the CLI's options: "
-    + ", ".join(f"`{name}`" for name in ImportSchema._declared_fields) + "."))
+@doc("Import a CSV as a job", tag="Jobs", response=JobOut, status=202, errors=(413, 422), headers={"Location": {"schema": {"type": "string"}}}, description=(
+    "Upload the CSV as the multipart field `file` (at most IMPORT_MAX_BYTES); the other form fields are the "
+    "CLI's options: " + ", ".join(f"`{name}`" for name in ImportSchema._declared_fields) + "."))
 @require("admin")
 def start_supporter_import():
     """Upload a CSV (multipart field `file`) and import it as a job; options as in the CLI."""

@@ -83,6 +83,8 @@ class Problem(Schema):
     status = fields.Integer(required=True)
     detail = fields.String()
     errors = fields.List(fields.Nested(FieldError), metadata={"description": "validation errors only"})
+    created = fields.Dict(metadata={"description": "secret-shown-once only (410): what the first request "
+                                                   "created, without its secret"})
 
 
 @cache

@@ -113,3 +113,16 @@ def test_an_export_without_a_body_still_starts_with_the_defaults(api):
     assert r.status_code == 202, r.get_json()
     assert_problem(api.call("POST", "/exports/consents", "manager", data="x=1", content_type="text/plain"), 415)
     assert_problem(api.call("POST", "/exports/consents", "manager", data="{", content_type="application/json"), 400)
+
+
+def test_the_openapi_document_lists_413_for_bodies_and_410_for_a_replayed_token(app):
+    from api.openapi import build_spec
+
+    paths = build_spec(app)["paths"]
+    for path, operations in paths.items():
+        for method, op in operations.items():
+            if "requestBody" in op:
+                assert {"413", "415", "422"} <= set(op["responses"]), (method, path)
+    assert "410" in paths["/api/v1/tokens"]["post"]["responses"]
+    assert "413" in paths["/api/v1/imports/supporters"]["post"]["responses"]
+    assert paths["/api/v1/exports/consents"]["post"]["requestBody"]["required"] is False
