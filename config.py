@@ -258,6 +258,11 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         "BOUNCE_SOFT_WINDOW_DAYS": _int("BOUNCE_SOFT_WINDOW_DAYS", env.get("BOUNCE_SOFT_WINDOW_DAYS"), 14, minimum=1),
         "COMPLAINT_PAUSE_PERCENT": _percent("COMPLAINT_PAUSE_PERCENT", env.get("COMPLAINT_PAUSE_PERCENT"), 0.3),
         "COMPLAINT_PAUSE_MIN": _int("COMPLAINT_PAUSE_MIN", env.get("COMPLAINT_PAUSE_MIN"), 3, minimum=1),
+        # Request bodies: any body beyond MAX_CONTENT_LENGTH bytes is refused with 413 before it is read
+        # (a JSON supporter, segment or campaign is a few kB); the CSV upload of POST /imports/supporters
+        # has its own, larger limit.
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", env.get("MAX_CONTENT_LENGTH"), 1_000_000, minimum=1024),
+        "IMPORT_MAX_BYTES": _int("IMPORT_MAX_BYTES", env.get("IMPORT_MAX_BYTES"), 200 * 1024 * 1024, minimum=1024),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
