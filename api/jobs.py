@@ -208,7 +208,7 @@ def start_consent_export():
 @require("admin")
 def start_supporter_import():
     """Upload a CSV (multipart field `file`) and import it as a job; options as in the CLI."""
-    from supporters.transfer_import import ImportOptions, check_options, parse_mapping, parse_timestamp
+    from supporters.import_source import ImportOptions, check_options, parse_mapping, parse_timestamp
 
     max_bytes = current_app.config["IMPORT_MAX_BYTES"]
     request.max_content_length = max_bytes + FORM_OVERHEAD  # this endpoint alone takes more than a JSON body

@@ -72,7 +72,7 @@ def _sweep_confirmations(lease: int) -> int:
     """Re-queue double-opt-in mails of web signups whose job was lost (this sweeper is the one
     periodic duty every worker runs, so lost confirmations need no operator). Like deliveries,
     a backlog on the mail queue means jobs are waiting, not lost: then wait ten times longer."""
-    from supporters.join import sweep_unsent_confirmations
+    from supporters.mail_jobs import sweep_unsent_confirmations
 
     try:
         backlog = get_queue("mail").count

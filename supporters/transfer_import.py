@@ -259,6 +259,3 @@ class _RejectFile:
         if self._fh is not None:
             self._fh.close()
 
-
-# The options' parsers, for callers that take everything of the import from its entry point (api.jobs).
-from supporters.import_source import parse_mapping, parse_timestamp  # noqa: E402, F401
