@@ -240,10 +240,11 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         # Company-wide default for how often a supporter may be asked (rolling 30 days).
         "DEFAULT_ASKS_PER_MONTH": _int("DEFAULT_ASKS_PER_MONTH", env.get("DEFAULT_ASKS_PER_MONTH"), 4, minimum=1),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", env.get("RATELIMIT_ENABLED"), True),
-        # Sending engine (campaigns/engine.py): lease on claimed deliveries, sweeper interval, retry
-        # backoff base, and the global / per-recipient-domain rates shared by all workers (0 = unlimited).
-        "CAMPAIGN_LEASE_SECONDS": _int("CAMPAIGN_LEASE_SECONDS", env.get("CAMPAIGN_LEASE_SECONDS"), 120, minimum=1),
-        "CAMPAIGN_SWEEP_SECONDS": _int("CAMPAIGN_SWEEP_SECONDS", env.get("CAMPAIGN_SWEEP_SECONDS"), 30, minimum=1),
+        # Sending engine (campaigns/engine.py): lease on claimed deliveries (renewed every third of it
+        # while a job runs; lease + sweep interval bound the recovery of a killed worker's batch), sweeper
+        # interval, retry backoff base, and the global / per-recipient-domain rates shared by all workers (0 = unlimited).
+        "CAMPAIGN_LEASE_SECONDS": _int("CAMPAIGN_LEASE_SECONDS", env.get("CAMPAIGN_LEASE_SECONDS"), 15, minimum=3),
+        "CAMPAIGN_SWEEP_SECONDS": _int("CAMPAIGN_SWEEP_SECONDS", env.get("CAMPAIGN_SWEEP_SECONDS"), 10, minimum=1),
         "CAMPAIGN_RETRY_SECONDS": _int("CAMPAIGN_RETRY_SECONDS", env.get("CAMPAIGN_RETRY_SECONDS"), 60, minimum=0),
         "CAMPAIGN_RATE_PER_SECOND": _int("CAMPAIGN_RATE_PER_SECOND", env.get("CAMPAIGN_RATE_PER_SECOND"), 0),
         "CAMPAIGN_DOMAIN_RATE_PER_MINUTE": _int("CAMPAIGN_DOMAIN_RATE_PER_MINUTE",
@@ -257,6 +258,11 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         "BOUNCE_SOFT_WINDOW_DAYS": _int("BOUNCE_SOFT_WINDOW_DAYS", env.get("BOUNCE_SOFT_WINDOW_DAYS"), 14, minimum=1),
         "COMPLAINT_PAUSE_PERCENT": _percent("COMPLAINT_PAUSE_PERCENT", env.get("COMPLAINT_PAUSE_PERCENT"), 0.3),
         "COMPLAINT_PAUSE_MIN": _int("COMPLAINT_PAUSE_MIN", env.get("COMPLAINT_PAUSE_MIN"), 3, minimum=1),
+        # Request bodies: any body beyond MAX_CONTENT_LENGTH bytes is refused with 413 before it is read
+        # (a JSON supporter, segment or campaign is a few kB); the CSV upload of POST /imports/supporters
+        # has its own, larger limit.
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", env.get("MAX_CONTENT_LENGTH"), 1_000_000, minimum=1024),
+        "IMPORT_MAX_BYTES": _int("IMPORT_MAX_BYTES", env.get("IMPORT_MAX_BYTES"), 200 * 1024 * 1024, minimum=1024),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

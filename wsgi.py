@@ -69,6 +69,12 @@ def create_app(overrides: dict | None = None) -> Flask:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
+    # Headers every response gets, and tokens kept out of the request log: registered before the
+    # extensions, so its after-request hook runs last and sees their headers too.
+    from core import hygiene
+
+    hygiene.init_app(app)
+
     # Infrastructure: Redis first, since the rate limiter stores its counters there.
     from core import redis as core_redis
 

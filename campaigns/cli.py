@@ -69,7 +69,10 @@ def show_command(campaign_id: int, watch: bool, interval: float) -> None:
     if s["skipped"]:
         click.echo("Skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(s["skipped"].items())))
     if s["possible_duplicates"]:
-        click.echo(f"Possible duplicates (resent after a lost worker): {s['possible_duplicates']}")
+        click.echo(f"Possible duplicates (resent after a lost worker or a dropped connection): "
+                   f"{s['possible_duplicates']}")
+    if s["sent_after_stop"]:
+        click.echo(f"Sent while the supporter withdrew (transaction already under way): {s['sent_after_stop']}")
     click.echo(_progress_line(s))
     while watch and s["status"] in ("sending", "scheduled"):
         time.sleep(interval)

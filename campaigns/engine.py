@@ -14,9 +14,11 @@ contents and per-delivery values) and `campaigns.sweeper` (due campaigns, lost w
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime, timedelta
 
+import redis
 import sqlalchemy as sa
 from flask import current_app
 
@@ -30,12 +32,14 @@ from campaigns.outcomes import (
     Failed,
     Outcome,
     Outcomes,
+    Skip,
     Stop,
     claim,
     finish_if_done,
     release,
+    renew_lease,
 )
-from campaigns.recipients import Recipient, SendChecks, decide, load_recipients
+from campaigns.recipients import STOP_SKIPS, Recipient, SendChecks, decide, load_recipients
 from campaigns.render import message_id
 from campaigns.states import transition
 from campaigns.tracking import link_values
@@ -44,9 +48,11 @@ from core.addresses import InvalidAddress
 from core.db import utcnow
 from core.errors import Conflict
 from core.extensions import db
-from core.mail import PermanentMailError, TransientMailError, get_transport
+from core.leases import LeaseKeeper
+from core.mail import AmbiguousMailError, PermanentMailError, TransientMailError, get_transport
 from core.queues import job
 from core.redis import get_redis
+from core.stopmarks import MarkersLost, StopCheck
 from core.throttle import Throttle
 from supporters.links import unsubscribe_headers
 
@@ -87,7 +93,9 @@ def enqueue_pending(campaign_id: int, only_stale_before: datetime | None = None,
             .execution_options(synchronize_session=False)).rowcount
     db.session.commit()
     ranges = [(campaign_id, lo, (starts[i + 1] - 1) if i + 1 < len(starts) else last) for i, lo in enumerate(starts)]
-    send_range.enqueue_many(ranges, timeout=3600, result_ttl=60, failure_ttl=7 * 24 * 3600)
+    # Recovered work (the sweeper's) goes to the front: it has waited long enough already.
+    send_range.enqueue_many(ranges, timeout=3600, result_ttl=60, failure_ttl=7 * 24 * 3600,
+                            at_front=only_stale_before is not None)
     return count
 
 
@@ -100,20 +108,27 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
     if sender is None:
         return {"sent": 0}
     stop: Stop | None = None
-    while stop is None and (claimed := claim(campaign_id, lo, hi, sender.lease)):
-        recipients, checks = sender.begin_chunk(claimed)
-        try:
-            for r in recipients:
-                # Skipped, deferred (quiet hours, a saturated domain), or None: its turn has come.
-                outcome = decide(r, checks, utcnow()) or sender.wait_turn(r)
-                if outcome is not None:
-                    sender.record(r, outcome)
-                    continue
-                sender.record(r, sender.send(r))
-                sender.after_send()  # a streak of transient errors pauses; checkpoint when due
-        except Stop as exc:
-            stop = exc
-        stop = sender.end_chunk(stop)
+    try:
+        while stop is None and (claimed := sender.claim(lo, hi)):
+            try:
+                recipients, checks = sender.begin_chunk(claimed)
+                for r in recipients:
+                    # Skipped, deferred (quiet hours, a saturated domain), or None: its turn has come.
+                    outcome = decide(r, checks, utcnow()) or sender.wait_turn(r)
+                    if outcome is not None:
+                        sender.record(r, outcome)
+                        continue
+                    sender.record(r, sender.send(r))
+                    sender.after_send()  # a streak of transient errors pauses; checkpoint when due
+            except Stop as exc:
+                stop = exc
+            except redis.RedisError as exc:  # no stop-marker check, no rate limit: send nothing
+                stop = Stop(f"Redis unreachable: {exc}")
+            stop = sender.end_chunk(stop)
+            if stop is not None and stop.again:
+                stop = None
+    finally:
+        sender.keeper.close()
     if stop is not None and stop.pause:
         _pause(campaign_id, stop.reason)
     finish_if_done(campaign_id)
@@ -147,6 +162,24 @@ class _Sender:
         self.pending: set[int] = set()
         self.last_flush = time.monotonic()
         self.transient_streak, self.last_transient = 0, ""
+        self.stops = StopCheck(get_redis())
+        self.stopped_by: str | None = None  # why the last transaction was abandoned
+        self.lease_held: datetime | None = None  # the lease value our claimed rows carry
+        self.lost: set[int] = set()  # claimed rows whose lease lapsed and may be someone else's now
+        engine, campaign_id, lease = db.engine, self.campaign_id, self.lease
+
+        self.lock = threading.Lock()  # the claim, `pending` and the lease value, against the keeper
+
+        def renew() -> None:  # in the keeper's thread, on a connection of its own
+            with self.lock:
+                ids, held, until = set(self.pending), self.lease_held, utcnow() + timedelta(seconds=lease)
+                if ids and held is not None:
+                    with engine.begin() as conn:
+                        still = renew_lease(conn, campaign_id, ids, held, until)
+                    self.lost |= ids - still  # (also rows settled meanwhile: harmless, they are done)
+                    self.lease_held = until
+
+        self.keeper = LeaseKeeper(renew, lease, name=f"lease-keeper-{campaign_id}")
 
     @classmethod
     def start(cls, campaign_id: int) -> _Sender | None:
@@ -156,17 +189,27 @@ class _Sender:
             return None
         return cls(campaign)
 
+    def claim(self, lo: int, hi: int) -> list[int]:
+        with self.lock:
+            until = utcnow() + timedelta(seconds=self.lease)
+            self.keeper.renewed()
+            claimed = claim(self.campaign_id, lo, hi, self.lease, until)
+            self.lease_held, self.lost, self.pending = until, set(), set(claimed)
+        return claimed
+
     def begin_chunk(self, claimed: list[int]) -> tuple[list[Recipient], SendChecks]:
-        self.checkpoint.claimed()
+        self.stops.begin()  # before reading the supporters: a marker lost after this is noticed
         recipients, checks = load_recipients(self.campaign_id, claimed, self.languages, self.asks_default,
                                              self.quiet_hours)
-        self.pending = {r.delivery_id for r in recipients}
+        with self.lock:
+            self.pending = {r.delivery_id for r in recipients}
         self.last_flush = time.monotonic()
         return recipients, checks
 
     def record(self, r: Recipient, outcome: Outcome) -> None:
         self.outcomes.record(r.delivery_id, outcome)
-        self.pending.discard(r.delivery_id)
+        with self.lock:
+            self.pending.discard(r.delivery_id)
 
     def wait_turn(self, r: Recipient) -> Defer | None:
         """Wait until the rates let this mail go (None), or defer it if its domain is saturated."""
@@ -193,6 +236,7 @@ class _Sender:
         values = placeholder_values(self.used, r.supporter_id, r.name, headers["List-Unsubscribe"][1:-1],
                                     r.delivery_id, self.action_page)
         values.update(link_values(r.delivery_id, content.slots))
+        self.stopped_by = None
         try:
             try:
                 data = content.message(r.email, message_id(r.delivery_id, self.campaign_id, content.domain), values,
@@ -200,25 +244,58 @@ class _Sender:
             except InvalidAddress as exc:  # a stored address that bypassed the edge: this delivery only
                 raise PermanentMailError(str(exc), reason="invalid_address") from None
             envelope_from = self.return_path("d", r.delivery_id) if self.return_path else content.envelope_from
-            self.transport.send(envelope_from, [r.email], data)
+            started = self.transport.send(envelope_from, [r.email], data, started=lambda: self._may_start(r))
         except PermanentMailError as exc:
             self.transient_streak = 0
-            # Only the server's word about this recipient suppresses (not SMTPUTF8, not a bad row).
-            return Failed(str(exc), suppress_hash=r.email_hash if exc.recipient_refused else None)
+            # Only a refused recipient is suppressed; a message-level failure names its reason.
+            return Failed(f"{exc.reason}: {exc}" if exc.reason else str(exc),
+                          suppress_hash=r.email_hash if exc.recipient_refused else None)
         except TransientMailError as exc:
             self.transient_streak, self.last_transient = self.transient_streak + 1, str(exc)
-            return self._retry(r.delivery_id, exc)
+            return self._retry(r.delivery_id, exc, ambiguous=isinstance(exc, AmbiguousMailError))
+        if not started:
+            return self._abandoned()
         self.transient_streak = 0
         return SENT
 
-    def _retry(self, delivery_id: int, exc: TransientMailError) -> Outcome:
+    def _may_start(self, r: Recipient) -> bool:
+        """Asked once the SMTP transaction has begun: no stop marker, markers intact, lease held."""
+        if not self.keeper.holds() or r.delivery_id in self.lost:
+            self.stopped_by = "lease"
+            return False
+        try:
+            reason = self.stops.stopped(r.supporter_id)
+        except MarkersLost:
+            self.stopped_by = "markers lost"
+            return False
+        except redis.RedisError as exc:
+            self.stopped_by = f"Redis unreachable: {exc}"
+            return False
+        if reason is not None:
+            self.stopped_by = reason
+            return False
+        return True
+
+    def _abandoned(self) -> Outcome:
+        """The transaction was abandoned before any recipient: skip the delivery, or stop the chunk."""
+        why = self.stopped_by or "abandoned"
+        if why in STOP_SKIPS:  # the supporter withdrew after our claim read them
+            return Skip(STOP_SKIPS[why])
+        if why == "markers lost":  # Redis lost the markers: read the chunk again from the database
+            raise Stop(why, again=True)
+        if why == "lease":
+            raise Stop("the lease could not be renewed (database unreachable)")
+        raise Stop(why)
+
+    def _retry(self, delivery_id: int, exc: TransientMailError, ambiguous: bool = False) -> Outcome:
         """Back off exponentially, or give up after MAX_ATTEMPTS."""
         attempts = db.session.execute(sa.select(Delivery.attempts).where(Delivery.id == delivery_id)).scalar()
         db.session.commit()
         if attempts is not None and attempts >= MAX_ATTEMPTS:
             return Failed(f"gave up after {attempts} attempts: {exc}")
         delay = self.retry_base * (2 ** max(0, (attempts or 1) - 1))
-        return Defer(utcnow() + timedelta(seconds=min(delay, 3600)), str(exc)[:500], attempt=True)
+        return Defer(utcnow() + timedelta(seconds=min(delay, 3600)), str(exc)[:500], attempt=True,
+                     ambiguous=ambiguous)
 
     def after_send(self) -> None:
         """Raise Stop when the SMTP server looks down; checkpoint when due (which may raise Stop)."""
@@ -240,6 +317,8 @@ class _Sender:
                 stop = exc
         if stop is not None:
             release(self.campaign_id, self.pending)
+            with self.lock:
+                self.pending = set()
         return stop
 
 

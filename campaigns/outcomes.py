@@ -8,6 +8,7 @@ finds the campaign no longer sending, or over its error budget, raises `Stop`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ from supporters.models import Suppression, SuppressionReason
 
 CLAIM_SIZE = 200  # deliveries claimed at a time inside a job (a whole batch: one claim per job)
 STATUS_CHECK_SECONDS = 0.5  # how often a job re-reads the campaign status: a pause acts within ~1 s
+DB_OUTAGE_SECONDS = 60  # a checkpoint retries this long while the database is unreachable (a restart)
+DB_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError)
+
+log = logging.getLogger(__name__)
 ERROR_BUDGET_MIN = 20  # permanent failures tolerated before the rate check applies
 ERROR_BUDGET_RATE = 0.10  # pause when more than this share of attempted deliveries failed
 
@@ -45,6 +50,7 @@ class Defer:
     until: datetime
     error: str | None = None
     attempt: bool = False  # a failed attempt (counts towards the limit); otherwise the attempt is given back
+    ambiguous: bool = False  # the server may have kept the message: a retry may duplicate it (`reclaimed`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +66,10 @@ SENT = Sent()
 class Stop(Exception):
     """Why a job stops before its range is done; with `pause`, the campaign is paused for that reason."""
 
-    def __init__(self, reason: str, pause: bool = False):
+    def __init__(self, reason: str, pause: bool = False, again: bool = False):
         super().__init__(reason)
-        self.reason, self.pause = reason, pause
+        # `again`: not a stop of the job, only of the chunk: give it back and claim afresh.
+        self.reason, self.pause, self.again = reason, pause, again
 
 
 class Outcomes:
@@ -75,7 +82,7 @@ class Outcomes:
     def _reset(self) -> None:
         self.sent: list[int] = []
         self.skipped: dict[int, str] = {}
-        self.deferred: list[tuple[int, datetime, str | None, bool]] = []  # id, when, error, counts as attempt
+        self.deferred: list[tuple[int, datetime, str | None, bool, bool]] = []  # id, when, error, attempt, ambiguous
         self.failed: list[tuple[int, str]] = []
         self.suppress: list[str] = []
 
@@ -90,8 +97,8 @@ class Outcomes:
             case Skip(reason=reason):
                 self.skipped[delivery_id] = reason
                 self.totals["skipped"] += 1
-            case Defer(until=until, error=error, attempt=attempt):
-                self.deferred.append((delivery_id, until, error, attempt))
+            case Defer(until=until, error=error, attempt=attempt, ambiguous=ambiguous):
+                self.deferred.append((delivery_id, until, error, attempt, ambiguous))
                 self.totals["deferred"] += 1
             case Failed(error=error, suppress_hash=suppress_hash):
                 self.failed.append((delivery_id, error))
@@ -100,7 +107,8 @@ class Outcomes:
                 self.totals["failed"] += 1
 
     def flush(self, campaign_id: int) -> int:
-        """Write the outcomes (the caller commits); return how many permanent failures they hold."""
+        """Write the outcomes (the caller commits, then calls `written()`); return how many permanent
+        failures they hold. Kept until `written()`, so a failed commit can be tried again."""
         if not len(self):
             return 0
         now = utcnow()
@@ -114,11 +122,13 @@ class Outcomes:
             db.session.execute(sa.update(Delivery).where(mine, Delivery.id.in_(ids))
                                .values(status=DeliveryStatus.SKIPPED, skip_reason=reason, lease_until=None)
                                .execution_options(synchronize_session=False))
-        for delivery_id, when, error, counts in self.deferred:
+        for delivery_id, when, error, counts, ambiguous in self.deferred:
             values = {"status": DeliveryStatus.QUEUED, "next_attempt_at": when, "lease_until": None,
                       "enqueued_at": None, "error": error}
             if not counts:
                 values["attempts"] = Delivery.attempts - 1
+            if ambiguous:  # marked before the retry exists: any duplicate it makes is counted
+                values["reclaimed"] = True
             db.session.execute(sa.update(Delivery).where(mine, Delivery.id == delivery_id).values(**values)
                                .execution_options(synchronize_session=False))
         for delivery_id, error in self.failed:
@@ -127,9 +137,10 @@ class Outcomes:
                                .execution_options(synchronize_session=False))
         if self.suppress:
             suppress_hashes(self.suppress, SuppressionReason.HARD_BOUNCE)
-        failures = len(self.failed)
+        return len(self.failed)
+
+    def written(self) -> None:
         self._reset()
-        return failures
 
 
 def suppress_hashes(hashes: Iterable[str], reason: SuppressionReason) -> None:
@@ -148,8 +159,10 @@ def campaign_status(campaign_id: int) -> CampaignStatus | None:
     return db.session.execute(sa.select(Campaign.status).where(Campaign.id == campaign_id)).scalar()
 
 
-def claim(campaign_id: int, lo: int, hi: int, lease: int) -> list[int]:
-    """Take up to CLAIM_SIZE due queued deliveries with ids in [lo, hi] (commits); their ids, sorted."""
+def claim(campaign_id: int, lo: int, hi: int, lease: int, until: datetime | None = None) -> list[int]:
+    """Take up to CLAIM_SIZE due queued deliveries with ids in [lo, hi] (commits); their ids, sorted.
+
+    `until` (default: now + lease) is written as the lease; the holder renews by that value."""
     now = utcnow()
     candidates = (sa.select(Delivery.id)
                   .where(Delivery.campaign_id == campaign_id, Delivery.id.between(lo, hi),
@@ -159,7 +172,7 @@ def claim(campaign_id: int, lo: int, hi: int, lease: int) -> list[int]:
     # The status condition is checked again on the row itself: of two workers, one wins each row.
     claimed = db.session.scalars(
         sa.update(Delivery).where(Delivery.id.in_(candidates.scalar_subquery()), Delivery.status == DeliveryStatus.QUEUED)
-        .values(status=DeliveryStatus.SENDING, lease_until=now + timedelta(seconds=lease),
+        .values(status=DeliveryStatus.SENDING, lease_until=until or now + timedelta(seconds=lease),
                 attempts=Delivery.attempts + 1)
         .returning(Delivery.id).execution_options(synchronize_session=False)).all()
     db.session.commit()
@@ -177,42 +190,59 @@ def release(campaign_id: int, ids: Iterable[int]) -> None:
         db.session.commit()
 
 
-def extend_lease(campaign_id: int, ids: Iterable[int], lease: int, commit: bool = True) -> None:
-    if ids := list(ids):
-        db.session.execute(sa.update(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.id.in_(ids),
-                                                     Delivery.status == DeliveryStatus.SENDING)
-                           .values(lease_until=utcnow() + timedelta(seconds=lease))
-                           .execution_options(synchronize_session=False))
-        if commit:
-            db.session.commit()
+def renew_lease(connection: sa.Connection, campaign_id: int, ids: Iterable[int], held: datetime,
+                until: datetime) -> set[int]:
+    """Move the lease of the deliveries still held at `held` on to `until`; return their ids.
+
+    The old value identifies the holder: a row whose lease lapsed and went to another worker
+    has another value, so it is neither renewed nor reported as held."""
+    if not (ids := list(ids)):
+        return set()
+    return set(connection.scalars(
+        sa.update(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.id.in_(ids),
+                                  Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until == held)
+        .values(lease_until=until).returning(Delivery.id)))
 
 
 class Checkpoint:
-    """Record outcomes, now and then re-read the campaign status and renew the lease, in one commit."""
+    """Record outcomes and now and then re-read the campaign status, in one commit. (The lease is
+    renewed by the job's LeaseKeeper thread, see campaigns.engine.)"""
 
     def __init__(self, campaign_id: int, lease: int):
         self.campaign_id, self.lease = campaign_id, lease
-        self.status_at = self.lease_at = time.monotonic()
-
-    def claimed(self) -> None:
-        self.lease_at = time.monotonic()
+        self.status_at = time.monotonic()
 
     def __call__(self, outcomes: Outcomes, pending: Iterable[int], force_status: bool = False) -> None:
-        """Raise Stop if the job must not go on."""
+        """Raise Stop if the job must not go on. While the database is unreachable (a restart),
+        retry for up to DB_OUTAGE_SECONDS: the outcomes stay buffered, nothing is sent meanwhile."""
+        deadline = time.monotonic() + DB_OUTAGE_SECONDS
+        while True:
+            try:
+                failures, status = self._write(outcomes, pending, force_status)
+                break
+            except DB_DOWN as exc:
+                db.session.rollback()
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("campaign %s: database unreachable, retrying the checkpoint in 1 s: %s",
+                            self.campaign_id, str(exc.orig or exc).strip().splitlines()[0])
+                time.sleep(1)
+        outcomes.written()
+        if failures and (reason := over_error_budget(self.campaign_id)):
+            raise Stop(reason, pause=True)
+        if status != CampaignStatus.SENDING:
+            raise Stop(f"campaign is {status.value if status else 'gone'}")
+
+    def _write(self, outcomes: Outcomes, pending: Iterable[int], force_status: bool) -> tuple[int, CampaignStatus]:
         now = time.monotonic()
         failures = outcomes.flush(self.campaign_id)
         status = CampaignStatus.SENDING
         if force_status or now - self.status_at >= STATUS_CHECK_SECONDS:
             status = campaign_status(self.campaign_id)
             self.status_at = now
-        if pending and status == CampaignStatus.SENDING and now - self.lease_at >= self.lease / 3:
-            extend_lease(self.campaign_id, pending, self.lease, commit=False)
-            self.lease_at = now
         db.session.commit()
-        if failures and (reason := over_error_budget(self.campaign_id)):
-            raise Stop(reason, pause=True)
-        if status != CampaignStatus.SENDING:
-            raise Stop(f"campaign is {status.value if status else 'gone'}")
+        return failures, status
+
 
 
 def over_error_budget(campaign_id: int) -> str | None:

@@ -24,6 +24,9 @@ from core.extensions import db
 from supporters.models import Supporter, SupporterStatus, Suppression, email_hash
 
 QUIET_START, QUIET_END = 21, 8  # local hours during which quiet-hours campaigns do not send
+# A stop marker's reason (core.stopmarks) as the skip it means for a delivery.
+STOP_SKIPS = {"unsubscribed": SkipReason.UNSUBSCRIBED.value, "paused": SkipReason.PAUSED.value,
+              "suppressed": SkipReason.SUPPRESSED.value, "erased": SkipReason.NO_CONSENT.value}
 
 
 class Recipient(NamedTuple):

@@ -27,6 +27,7 @@ from campaigns.models import (
 from campaigns.outcomes import suppress_hashes
 from campaigns.render import check_placeholders, parse_message_id
 from campaigns.states import transition
+from core import stopmarks
 from core.accounts import record_audit
 from core.addresses import INVALID_ADDRESS, parse_sender
 from core.db import utcnow
@@ -265,9 +266,11 @@ def cancel(campaign_id: int, actor: dict | None = None) -> Campaign:
 
 
 # Failed deliveries by cause: the ones no retry or suppression can fix get their own reason.
+# The engine writes a reasoned failure as "<reason>: <message>" (e.g. "smtputf8: server does not …").
 _FAILURE_REASON = sa.case(
-    (Delivery.error == SMTPUTF8_MISSING, "smtputf8"),
-    (Delivery.error.like(f"{INVALID_ADDRESS}%"), "invalid_address"),
+    (sa.or_(Delivery.error.like("smtputf8:%"), Delivery.error == SMTPUTF8_MISSING), "smtputf8"),
+    (sa.or_(Delivery.error.like("invalid_address:%"), Delivery.error.like(f"{INVALID_ADDRESS}%")), "invalid_address"),
+    (Delivery.error.like("unsendable:%"), "unsendable"),
     (Delivery.error.like("gave up after%"), "retries_exhausted"),
     else_="refused")
 
@@ -286,20 +289,23 @@ def stats(campaign_id: int) -> dict[str, Any]:
         sa.select(_FAILURE_REASON, sa.func.count())
         .where(Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.FAILED)
         .group_by(_FAILURE_REASON))}
-    possible_duplicates = db.session.execute(
-        sa.select(sa.func.count()).where(Delivery.campaign_id == campaign_id, Delivery.reclaimed.is_(True),
-                                         Delivery.status.in_((DeliveryStatus.SENT, DeliveryStatus.BOUNCED)))
-    ).scalar_one()
+    sent = Delivery.status.in_((DeliveryStatus.SENT, DeliveryStatus.BOUNCED))
+    possible_duplicates, sent_after_stop = db.session.execute(
+        sa.select(sa.func.count().filter(Delivery.reclaimed.is_(True)),
+                  sa.func.count().filter(Delivery.in_flight_at_stop.is_(True)))
+        .where(Delivery.campaign_id == campaign_id, sent)).one()
     total = sum(by_status.values())
     done = total - by_status["queued"] - by_status["sending"]
     complaints = complaint_count(campaign_id)
-    sent = by_status["sent"] + by_status["bounced"]
+    sent_count = by_status["sent"] + by_status["bounced"]
     db.session.commit()
     return {"id": campaign.id, "status": campaign.status.value, "status_reason": campaign.status_reason,
             "deliveries": by_status, "skipped": skipped, "failed": failed, "total": total,
             "progress": round(done / total, 4) if total else 0.0,
             "possible_duplicates": possible_duplicates,
-            "complaints": complaints, "complaint_rate": round(complaints / sent, 6) if sent else 0.0,
+            "complaints": complaints, "complaint_rate": round(complaints / sent_count, 6) if sent_count else 0.0,
+            # sent to someone who withdrew while the mail was in flight (its SMTP transaction had begun)
+            "sent_after_stop": sent_after_stop,
             "launched_at": campaign.launched_at.isoformat() if campaign.launched_at else None,
             "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None}
 
@@ -326,6 +332,7 @@ def report_bounce(message_id: str | None = None, delivery_id: int | None = None,
         supporter = db.session.get(Supporter, delivery.supporter_id)
         if supporter is not None and supporter.email_normalized:
             suppress_hashes([email_hash(supporter.email_normalized)], SuppressionReason.HARD_BOUNCE)
+            stopmarks.stop(supporter.id, "suppressed")
             suppressed = True
     db.session.commit()
     return {"delivery_id": delivery.id, "campaign_id": delivery.campaign_id, "status": "bounced",

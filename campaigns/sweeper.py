@@ -18,16 +18,19 @@ from flask import Flask, current_app
 
 from campaigns.engine import enqueue_pending
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
-from campaigns.outcomes import finish_if_done
+from campaigns.outcomes import DB_DOWN, finish_if_done
 from campaigns.services import start_scheduled
 from core.db import utcnow
 from core.extensions import db
-from core.queues import get_queue
+from core.queues import REDIS_DOWN, get_queue
 from core.redis import get_redis
 
 log = logging.getLogger(__name__)
 
 SWEEP_LOCK = "sp:campaigns:sweep-lock"
+# Present as long as Redis keeps its data: gone after a flush or a restart without persistence,
+# when every queued job is gone with it.
+QUEUE_EPOCH = "sp:campaigns:queue-epoch"
 
 
 def sweep(now: datetime | None = None) -> dict[str, int]:
@@ -49,11 +52,13 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
     lease = current_app.config["CAMPAIGN_LEASE_SECONDS"]
     try:
         backlog = get_queue("campaigns").count
+        redis_lost_data = bool(get_redis().set(QUEUE_EPOCH, "1", nx=True))
     except Exception:  # noqa: BLE001 - Redis trouble: treat everything queued as lost
-        backlog = 0
+        backlog, redis_lost_data = 0, True
     # Jobs still waiting behind a backlog are not lost: with a backlog, wait much longer before
-    # queueing a (harmless but wasteful) second job for the same deliveries.
-    stale_before = now - timedelta(seconds=lease * (10 if backlog else 1))
+    # queueing a (harmless but wasteful) second job for the same deliveries. If Redis lost its
+    # data, every job queued before is gone: queue all of it again at once.
+    stale_before = now if redis_lost_data else now - timedelta(seconds=lease * (10 if backlog else 1))
     sending = db.session.scalars(sa.select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING)).all()
     db.session.commit()
     for campaign_id in sending:
@@ -67,7 +72,7 @@ def _sweep_confirmations(lease: int) -> int:
     """Re-queue double-opt-in mails of web signups whose job was lost (this sweeper is the one
     periodic duty every worker runs, so lost confirmations need no operator). Like deliveries,
     a backlog on the mail queue means jobs are waiting, not lost: then wait ten times longer."""
-    from supporters.join import sweep_unsent_confirmations
+    from supporters.mail_jobs import sweep_unsent_confirmations
 
     try:
         backlog = get_queue("mail").count
@@ -103,7 +108,10 @@ def start_sweeper_thread(app: Flask, _worker=None) -> threading.Thread:
                 report = try_sweep(app)
                 if report and any(report.values()):
                     log.info("campaign sweep: %s", report)
-            except Exception:  # noqa: BLE001 - the sweeper must outlive a Redis or database hiccup
+            except (*REDIS_DOWN, *DB_DOWN) as exc:  # a restart: one line, not a traceback per interval
+                log.warning("campaign sweep failed, trying again in %s s: %s", interval,
+                            (str(exc) or repr(exc)).strip().splitlines()[0])
+            except Exception:  # noqa: BLE001 - the sweeper must outlive any hiccup
                 log.exception("campaign sweep failed; trying again in %s s", interval)
             time.sleep(interval)
 

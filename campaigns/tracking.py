@@ -125,7 +125,7 @@ def action_page_link(campaign_id: int) -> int:
     return ensure_links(campaign_id, [ACTION_PAGE_URL], LinkPurpose.ACTION)[ACTION_PAGE_URL]
 
 
-def follow(token: str) -> str:
+def follow(token: str, count: bool = True) -> str:
     """Resolve a /r/ token to its stored URL and count the click; raise InvalidToken if anything is off."""
     delivery_id, link_id = read_link_token(token)
     link = db.session.get(Link, link_id)
@@ -141,7 +141,8 @@ def follow(token: str) -> str:
         raise InvalidToken("not a web link")
     if link.purpose == LinkPurpose.VISIT:
         url = with_referral(url, delivery.supporter_id, link.campaign_id)
-    record_click(link.id, delivery.id)
+    if count:
+        record_click(link.id, delivery.id)
     return url
 
 

@@ -92,8 +92,9 @@ def act(token: str):
     except InvalidToken:
         return _problem(404, "problem.link")
     _set_language(ctx)
-    if request.method == "GET":
-        acting.record_open(ctx)  # a click, never an action: mail scanners open every link
+    if request.method != "POST":
+        if request.method == "GET":  # a click, never an action; a HEAD (link scanners) is not even that
+            acting.record_open(ctx)
         return _page(ctx, token)
     form = request.form
     try:
@@ -123,7 +124,7 @@ def act(token: str):
 @bp.get("/r/<token>")
 def follow(token: str):
     try:
-        target = tracking.follow(token)
+        target = tracking.follow(token, count=request.method == "GET")  # HEAD: a scanner, not a click
     except InvalidToken:
         return _problem(404, "problem.link")
     return redirect(target, 302)

@@ -7,6 +7,7 @@ import secrets
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from core import stopmarks
 from core.db import utcnow
 from core.extensions import db
 from core.signing import ExpiredToken, InvalidToken, read_token
@@ -106,6 +107,7 @@ def confirm(token: str, requester: Requester = Requester()) -> tuple[Supporter, 
             db.session.execute(sa.delete(Suppression).where(
                 Suppression.email_hash == email_hash(supporter.email_normalized),
                 Suppression.reason.in_([SuppressionReason.ERASED, SuppressionReason.UNSUBSCRIBED])))
+        stopmarks.clear(supporter.id)  # an earlier unsubscribe's marker must not outlive the new opt-in
         try:
             db.session.commit()
         except IntegrityError:

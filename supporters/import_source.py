@@ -132,6 +132,8 @@ def check_options(opts: ImportOptions) -> None:
     for tag in opts.tags:
         if not tag.strip() or len(tag.strip()) > MAX_TAG:
             raise ImportAborted(f"--tag must be a name of 1 to {MAX_TAG} characters", "tag")
+    if opts.encoding is not None:
+        text_codec(opts.encoding)
     if opts.delimiter is not None and len(opts.delimiter) != 1:
         raise ImportAborted("--delimiter must be one character", "delimiter")
     if not 1 <= opts.writers <= 8:
@@ -150,6 +152,23 @@ class SourceFile:
     lines: int
     ends_with_newline: bool
     note: str | None = None
+
+
+# Codecs Python knows that turn bytes into text but are not how a spreadsheet stores a CSV file
+# (rot13, base64, zlib_codec, … are not text encodings at all and fail later in odd ways).
+_NOT_FILE_ENCODINGS = {"idna", "punycode", "unicode_escape", "raw_unicode_escape", "undefined", "mbcs", "oem"}
+
+
+def text_codec(name: str) -> str:
+    """The codec's canonical name if `name` is a text encoding a CSV file can be in; else ImportAborted."""
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, TypeError, ValueError):
+        raise ImportAborted(f"unknown encoding {name!r}", "encoding") from None
+    if not getattr(info, "_is_text_encoding", True) or info.name.replace("-", "_") in _NOT_FILE_ENCODINGS:
+        raise ImportAborted(f"{name!r} is not a text encoding for a CSV file; use e.g. utf-8, cp1252, latin-1 "
+                            f"or utf-16", "encoding")
+    return info.name
 
 
 def inspect_file(path: str, encoding: str | None) -> SourceFile:
@@ -178,10 +197,7 @@ def inspect_file(path: str, encoding: str | None) -> SourceFile:
             encoding = "utf-8"
         candidates = [encoding] if encoding != "utf-8" else ["utf-8", "cp1252"]
     else:
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise ImportAborted(f"unknown encoding {encoding!r}", "encoding") from None
+        encoding = text_codec(encoding)
         candidates = [encoding]
     first_error = None
     for candidate in candidates:

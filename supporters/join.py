@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import enum
 import functools
+import logging
 from dataclasses import dataclass
+from datetime import datetime
 
+import redis
 import sqlalchemy as sa
+from rq import Retry
 from sqlalchemy.exc import IntegrityError
 
 from core.db import utcnow
 from core.errors import ValidationFailed
 from core.extensions import db
+from core.queues import job
 from supporters import consent
 from supporters.confirm import is_referral_code
 from supporters.consent import Requester
@@ -38,6 +43,7 @@ from supporters.models import (
 )
 from supporters.privacy import export_section, on_erase
 
+log = logging.getLogger(__name__)
 PURPOSE = consent.PURPOSE
 MAX_INTERESTS = 50
 
@@ -47,12 +53,13 @@ class JoinOutcome(enum.StrEnum):
     PENDING_AGAIN = "pending_again"  # still unconfirmed: the confirmation goes out again (throttled)
     REJOINED = "rejoined"  # had left: a new double opt-in starts
     ALREADY_ACTIVE = "already_active"  # gets a "you are already with us" mail instead of a second row
+    REPEAT = "repeat"  # a known address: sorted out in the background (repeat_join), like the three above
 
 
 @dataclass(frozen=True)
 class JoinResult:
     outcome: JoinOutcome
-    supporter_id: int
+    supporter_id: int | None  # None for a repeat: the request does not look the address up
     mail_enqueued: bool
 
 
@@ -84,13 +91,20 @@ def join(*, email: str, kind: str, language: str, consent_language: str, consent
         # New addresses are the common case: insert first and let the unique index find duplicates
         # (this is also what makes two concurrent submits of one address create one supporter).
         supporter_id = _insert_pending(supporter_row, grant_row, atomic_alone=not interest_ids)
-        if interest_ids:
-            db.session.execute(supporter_tags.insert(),
-                               [{"tag_id": tag_id, "supporter_id": supporter_id} for tag_id in interest_ids])
-        db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        return _join_existing(normalized, text, ref, requester)
+        # A known address: here the same work as for a new one (one INSERT, one enqueue), the rest
+        # in the background, so neither the answer nor its timing tells whether it is known.
+        enqueued = _enqueue_repeat(normalized, text, ref, requester, now)
+        return JoinResult(JoinOutcome.REPEAT, None, enqueued)
+    if interest_ids:
+        try:
+            db.session.execute(supporter_tags.insert(),
+                               [{"tag_id": tag_id, "supporter_id": supporter_id} for tag_id in interest_ids])
+        except IntegrityError:  # an interest was withdrawn while the form was open: nothing is kept
+            db.session.rollback()
+            raise ValidationFailed({"interests": ["an interest is no longer offered; please choose again"]}) from None
+    db.session.commit()
     return JoinResult(JoinOutcome.CREATED, supporter_id, enqueue_mail(send_confirmation, supporter_id))
 
 
@@ -137,32 +151,54 @@ def _insert_statements(supporter_columns: tuple[str, ...], grant_columns: tuple[
     return (insert_both,)
 
 
-def _join_existing(normalized: str, text: consent.ConsentText, ref: str | None,
-                   requester: Requester) -> JoinResult:
+def _enqueue_repeat(normalized: str, text: consent.ConsentText, ref: str | None, requester: Requester,
+                    now: datetime) -> bool:
+    try:
+        repeat_join.enqueue(normalized, text.language, text.version, ref, requester.ip,
+                            (requester.user_agent or "")[:400] or None, now.isoformat())
+    except redis.exceptions.RedisError:  # the person can submit again; nothing was written
+        log.exception("could not queue the repeated join of a known address")
+        return False
+    return True
+
+
+@job("mail", retry=Retry(max=3, interval=[10, 60, 300]))
+def repeat_join(normalized: str, consent_language: str, text_version: str, ref: str | None, ip: str | None,
+                user_agent: str | None, occurred_at: str) -> str:
+    """A known address joined again: a notice for the active, the confirmation again for the
+    pending (at most once per RESEND_THROTTLE_SECONDS, and only then a new grant in the ledger, so
+    a flood of repeats writes nothing), a new double opt-in for someone who had left.
+
+    Safe to run twice: the grant and the mail it queues are guarded by the same throttle key.
+    """
     supporter = db.session.scalar(
         sa.select(Supporter).where(Supporter.email_normalized == normalized).with_for_update())
-    if supporter is None:  # the IntegrityError was not about the address (e.g. a tag vanished)
-        raise ValidationFailed({"interests": ["an interest is no longer offered; please choose again"]})
+    if supporter is None:  # erased meanwhile
+        db.session.rollback()
+        return "gone"
+    supporter_id = supporter.id
     if supporter.status is SupporterStatus.ACTIVE:
         db.session.rollback()
-        enqueued = throttle_once(f"notice:{supporter.id}") and enqueue_mail(send_already_active, supporter.id)
-        return JoinResult(JoinOutcome.ALREADY_ACTIVE, supporter.id, enqueued)
-    outcome = JoinOutcome.PENDING_AGAIN if supporter.status is SupporterStatus.PENDING else JoinOutcome.REJOINED
+        if throttle_once(f"notice:{supporter_id}"):
+            enqueue_mail(send_already_active, supporter_id)
+        return JoinOutcome.ALREADY_ACTIVE.value
+    pending = supporter.status is SupporterStatus.PENDING
+    mail = throttle_once(f"confirm:{supporter_id}")
+    if pending and not mail:
+        db.session.rollback()
+        return "throttled"
     # The person ticked the consent box again: the ledger records that grant too.
-    db.session.add(_grant(supporter, text, requester))
+    text = consent.consent_text(consent_language, text_version)
+    db.session.add(ConsentEvent(supporter=supporter, purpose=PURPOSE, action=ConsentAction.GRANTED,
+                                text_version=text.version, text_hash=text.hash, method="web_form",
+                                occurred_at=datetime.fromisoformat(occurred_at), ip=ip, user_agent=user_agent))
     supporter.status = SupporterStatus.PENDING
     if ref and supporter.joined_with_ref is None and supporter.referred_by_id is None:
         supporter.joined_with_ref = ref
-    supporter_id = supporter.id
     db.session.commit()
-    enqueued = throttle_once(f"confirm:{supporter_id}") and enqueue_mail(send_confirmation, supporter_id)
-    return JoinResult(outcome, supporter_id, enqueued)
-
-
-def _grant(supporter: Supporter, text: consent.ConsentText, requester: Requester) -> ConsentEvent:
-    return ConsentEvent(supporter=supporter, purpose=PURPOSE, action=ConsentAction.GRANTED,
-                        text_version=text.version, text_hash=text.hash, method="web_form",
-                        ip=requester.ip, user_agent=(requester.user_agent or "")[:400] or None)
+    if mail:
+        enqueue_mail(send_confirmation, supporter_id)
+    return (JoinOutcome.PENDING_AGAIN if pending else JoinOutcome.REJOINED).value
 
 
 def _check_join_input(email: str, kind: str, language: str, name: str | None) -> None:

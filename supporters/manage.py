@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from core import stopmarks
 from core.addresses import parse_address
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
@@ -115,6 +116,11 @@ def update_supporter(supporter: Supporter, data: dict[str, Any]) -> list[str]:
             changed.append(field)
     if changed:
         supporter.updated_at = utcnow()
+    if "paused_until" in changed:  # a pause stops mail at once, like the supporter's own (core.stopmarks)
+        if supporter.paused_until is not None and supporter.paused_until > utcnow():
+            stopmarks.stop(supporter.id, "paused", until=supporter.paused_until)
+        else:
+            stopmarks.clear(supporter.id)
     return changed
 
 

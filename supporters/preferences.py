@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import current_app
 
+from core import stopmarks
 from core.db import utcnow
 from core.errors import ValidationFailed
 from core.extensions import db
@@ -51,6 +52,10 @@ def update_preferences(supporter: Supporter, *, name: str | None, language: str,
     supporter.name = (name or "").strip() or None
     supporter.language = language
     supporter.asks_per_month = None if asks_per_month in (None, default) else asks_per_month
+    if paused_until is not None and paused_until > utcnow():
+        stopmarks.stop(supporter.id, "paused", until=paused_until)
+    elif supporter.paused_until is not None:
+        stopmarks.clear(supporter.id)
     supporter.paused_until = paused_until
     public_ids = sa.select(Tag.id).where(Tag.public.is_(True)).scalar_subquery()
     db.session.execute(supporter_tags.delete().where(
@@ -78,6 +83,7 @@ def withdraw(supporter_id: int, *, method: str, requester: Requester = Requester
         db.session.add(ConsentEvent(supporter=supporter, purpose=PURPOSE, action=ConsentAction.WITHDRAWN,
                                     method=method, occurred_at=now, ip=requester.ip,
                                     user_agent=(requester.user_agent or "")[:400] or None))
+        stopmarks.stop(supporter.id, "unsubscribed")  # written by the commit, before we answer
         db.session.commit()
     else:
         db.session.rollback()

@@ -44,6 +44,7 @@ from supporters.import_source import (
 )
 from supporters.import_stage import Stage
 from supporters.models import Suppression
+from supporters.transfer import FORMULA_STARTS
 
 
 def _enqueue_opt_in(ids: list[int]) -> int:
@@ -231,6 +232,10 @@ def _write_batch(stage: Stage, batch: list[tuple], opts: ImportOptions, with_tag
     return counts
 
 
+def _defuse(cell: str) -> str:
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
 class _RejectFile:
     """Rejected rows with their line number and reason, written only if there are any."""
 
@@ -246,13 +251,11 @@ class _RejectFile:
             self._fh = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed in close()
             self._writer = csv.writer(self._fh)
             self._writer.writerow(["line", "reason", *self.header])
-        self._writer.writerow([line, reason, *(row or [])])
+        # Defused like exports: the reject file is opened in a spreadsheet to fix the rows.
+        self._writer.writerow([line, reason, *(_defuse(cell) for cell in row or [])])
         self.count += 1
 
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
 
-
-# The options' parsers, for callers that take everything of the import from its entry point (api.jobs).
-from supporters.import_source import parse_mapping, parse_timestamp  # noqa: E402, F401

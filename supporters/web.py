@@ -81,7 +81,7 @@ def _join_page(form: JoinForm, status: int = 200, referred: bool = False):
 @bp.route("/join", methods=["GET", "POST"])
 @limiter.limit(_join_limit, methods=["POST"])
 def join():
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD show; only POST acts
         ref = request.args.get("ref")
         well_formed = confirm_service.is_referral_code(ref)
         form = JoinForm(formdata=None, data={"language": g.lang, "ref": ref if well_formed else ""})
@@ -196,7 +196,7 @@ def preferences(token: str):
     if request.method == "POST" and request.form.get("action") == "leave":
         supporter = prefs_service.withdraw(supporter.id, method="preferences_page", requester=_requester())
         return _page("unsubscribed.html")
-    if request.method == "GET" or supporter.status is SupporterStatus.UNSUBSCRIBED:
+    if request.method != "POST" or supporter.status is SupporterStatus.UNSUBSCRIBED:
         form = PreferencesForm(formdata=None, data=_prefs_data(supporter))
         return _prefs_page(supporter, token, form)
     form = PreferencesForm()
@@ -231,7 +231,7 @@ def unsubscribe(token: str):
     except InvalidToken as exc:
         return _link_problem(exc, offer_new_link=False)
     g.lang = _page_language(supporter.language)
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD (link scanners send both) only show the page
         if supporter.status is SupporterStatus.UNSUBSCRIBED:
             return _page("unsubscribed.html")
         return _page("unsubscribe.html", token=token)

@@ -57,7 +57,7 @@ def test_a_batch_with_broken_rows_sends_every_good_address_and_suppresses_nobody
     assert {rcpt[0] for _f, rcpt, _c in smtp_sink.messages} == {wire_address(e) for e in GOOD[:3]}
     failed = failures(campaign.id)
     assert set(failed) == {*bad, "cleo@example.net"}
-    assert all(error.startswith("not a deliverable address") for email, error in failed.items() if email in bad)
+    assert all("not a deliverable address" in error for email, error in failed.items() if email in bad)
     # Only the server's word about a recipient suppresses: the refused one, nobody else.
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Suppression)) == 1
     assert services.stats(campaign.id)["failed"] == {"invalid_address": 3, "refused": 1}
@@ -76,7 +76,8 @@ def test_a_relay_without_smtputf8_fails_only_the_utf8_address_with_its_own_reaso
         services.launch(campaign.id)
         run_worker(app)
         assert statuses(campaign.id) == {"sent": 3, "failed": 1}
-        assert failures(campaign.id) == {"zoë.müller@example.com": SMTPUTF8_MISSING}
+        failed = failures(campaign.id)
+        assert list(failed) == ["zoë.müller@example.com"] and SMTPUTF8_MISSING in failed["zoë.müller@example.com"]
         assert services.get_campaign(campaign.id).status.value == "sent"
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Suppression)) == 0
         assert services.stats(campaign.id)["failed"] == {"smtputf8": 1}
