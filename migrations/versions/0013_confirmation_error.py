@@ -1,7 +1,7 @@
 """supporters.confirmation_error: why the double-opt-in mail could not be sent (issue 18)
 
-Revision ID: 0011_confirmation_error
-Revises: 0010_bounce_reports
+Revision ID: 0013_confirmation_error
+Revises: 0012_sessions
 Create Date: 2026-12-01 23:30:00
 
 A confirmation the mail server refused for good (an address it cannot take, a relay without
@@ -11,8 +11,8 @@ SMTPUTF8 for a UTF-8 local part) is recorded here instead of being re-queued by 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0011_confirmation_error'
-down_revision = '0010_bounce_reports'
+revision = '0013_confirmation_error'
+down_revision = '0012_sessions'
 branch_labels = None
 depends_on = None
 
