@@ -47,7 +47,8 @@ class CampaignInSchema(_Strict):
     audience = fields.Nested(AudienceSchema, load_default=None, allow_none=True)
     contents = fields.Dict(keys=fields.String(validate=validate.OneOf(LANGUAGES)),
                            values=fields.Nested(ContentSchema), load_default=dict)
-    sender = fields.Email(allow_none=True, load_default=None)
+    sender = Text(max=254, allow_none=True, load_default=None,
+                  metadata={"description": "an address or `Name <address>`; default MAIL_FROM"})
     send_at = Time(allow_none=True, load_default=None, default_timezone=None)
     rate_per_minute = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1, max=1_000_000))
     respect_quiet_hours = fields.Boolean(load_default=False)
@@ -55,7 +56,8 @@ class CampaignInSchema(_Strict):
 
 
 class TestSendSchema(_Strict):
-    to = fields.Email(required=True)
+    to = fields.String(required=True, validate=validate.Length(min=1, max=320),
+                       metadata={"description": "any valid address, internationalised ones included"})
     language = fields.String(load_default=None, validate=validate.OneOf(LANGUAGES))
 
 
@@ -123,7 +125,11 @@ class CampaignPreviewOut(_Open):
     recipients = fields.Integer(required=True)
     audience = fields.Integer(required=True)
     left_out = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
-    samples = fields.Dict(keys=fields.String(), values=fields.Dict(), required=True)
+    samples = fields.Dict(keys=fields.String(), values=fields.Dict(), required=True,
+                          metadata={"description": "per language: a supporter without a name, and `longest_name`"})
+    needs_smtputf8 = fields.Integer(required=True, metadata={
+        "description": "active audience members with a UTF-8 local part: they fail with 'server does not "
+                       "support SMTPUTF8' unless the relay offers SMTPUTF8"})
 
 
 class TestSendOut(_Open):
@@ -142,6 +148,9 @@ class StatsOut(_Open):
     status_reason = fields.String(allow_none=True, required=True)
     deliveries = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     skipped = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    failed = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                         metadata={"description": "failed deliveries by cause: smtputf8 (the relay lacks SMTPUTF8), "
+                                   "invalid_address, unsendable, retries_exhausted, refused"})
     total = fields.Integer(required=True)
     progress = fields.Float(required=True)
     possible_duplicates = fields.Integer(required=True, metadata={
@@ -235,7 +244,8 @@ def preview_campaign(campaign_id: int):
 
 
 @bp.post(f"/campaigns/{CID}/test")
-@doc("Send a test message to one address", tag="Campaigns", body=TestSendSchema, response=TestSendOut, errors=(409,))
+@doc("Send a test message to one address", tag="Campaigns", body=TestSendSchema, response=TestSendOut,
+     errors=(409, 422, 502))
 @require("manager")
 def test_campaign(campaign_id: int):
     data = load_json(TestSendSchema())

@@ -6,12 +6,12 @@ error and list shapes for the OpenAPI document.
 
 from __future__ import annotations
 
-import re
 from functools import cache
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from core.db import EARLIEST_YEAR, LATEST_YEAR, within_bounds
+from core.headers import unsafe_characters
 
 # Database ids are positive; bigger numbers than the column holds cannot name a row (and PostgreSQL
 # would raise an overflow instead of finding nothing). BigInteger keys (supporters, consent events,
@@ -21,7 +21,6 @@ MAX_INT_ID = 2**31 - 1
 ID_RULE = f"int(min=1, max={MAX_ID})"  # URL converter: f"/supporters/<{ID_RULE}:supporter_id>"
 INT_ID_RULE = f"int(min=1, max={MAX_INT_ID})"  # for the 32-bit keys: f"/tags/<{INT_ID_RULE}:tag_id>"
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ApiSchema(Schema):
@@ -44,8 +43,9 @@ class Text(fields.String):
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        if _CONTROL.search(text):
-            raise ValidationError("must not contain control characters")
+        if unsafe_characters(text):  # core.headers: also NEL, U+2028/2029 and lone surrogates
+            raise ValidationError("must not contain control characters or line breaks "
+                                  f"(found {', '.join(unsafe_characters(text))})")
         return text.strip()
 
 

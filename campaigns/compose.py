@@ -9,28 +9,30 @@ from __future__ import annotations
 from flask import current_app
 
 from campaigns.models import Campaign
-from campaigns.render import PLACEHOLDERS, CompiledContent
+from campaigns.render import CompiledContent
 from campaigns.tracking import action_url, campaign_links
+from core.headers import defuse
 from supporters.links import preferences_url
 
 
 def compile_contents(campaign: Campaign) -> dict[str, CompiledContent]:
     sender = campaign.sender or current_app.config["MAIL_FROM"]
     links = campaign_links(campaign)  # every link is rewritten to /r/<token> (campaigns.tracking)
-    return {c.language: CompiledContent.compile(sender, c.subject, c.body, links) for c in campaign.contents}
+    return {c.language: CompiledContent.compile(sender, c.subject, c.body, links, language=c.language)
+            for c in campaign.contents}
 
 
 def used_placeholders(contents: dict[str, CompiledContent]) -> set[str]:
     """The placeholders any of the compiled contents uses (the others are never computed)."""
-    return {p for c in contents.values() for p in PLACEHOLDERS
-            if PLACEHOLDERS.index(p) in (*c.subject, *c.text, *c.html)}
+    return {p for c in contents.values() for p in c.used}
 
 
 def placeholder_values(used: set[str], supporter_id: int, name: str | None, unsubscribe: str,
                        delivery_id: int, action_page: bool = False) -> dict[str, str]:
     values = {"unsubscribe_url": unsubscribe}
     if "first_name" in used:
-        values["first_name"] = (name or "").split(" ")[0] if name else ""
+        # The first word; control characters (a row that bypassed the edge) never reach a header.
+        values["first_name"] = next(iter(defuse(name).split()), "") if name else ""
     if "preferences_url" in used:
         values["preferences_url"] = preferences_url(supporter_id)
     if "action_url" in used:

@@ -31,11 +31,11 @@ FOOTER = {"en": "\n\n[Your preferences]({{preferences_url}}) · [Unsubscribe]({{
 # (name, kind, days ago, settings, audience filter, {language: (subject, body)}, click rate, act rate)
 CAMPAIGNS = [
     ("Spring product news", CampaignKind.ANNOUNCEMENT, 42, None, None, {
-        "en": ("What's new this spring, {{first_name}}",
-               "Hi {{first_name}},\n\nour new refill station opens in **twelve more shops** this spring. "
+        "en": ("What's new this spring, {{first_name|there}}",
+               "Hi {{first_name|there}},\n\nour new refill station opens in **twelve more shops** this spring. "
                "[See where]({url})."),
-        "de": ("Neues im Frühling, {{first_name}}",
-               "Hallo {{first_name}},\n\nunsere Nachfüllstation gibt es ab diesem Frühling in **zwölf weiteren "
+        "de": ("Neues im Frühling, {{first_name|du}}",
+               "Hallo {{first_name|du}},\n\nunsere Nachfüllstation gibt es ab diesem Frühling in **zwölf weiteren "
                "Läden**. [Hier findest du sie]({url})."),
     }, 0.31, 0.0),
     ("Share the refill map", CampaignKind.SHARE, 30, {
@@ -45,21 +45,21 @@ CAMPAIGNS = [
         "networks": ["facebook", "linkedin", "whatsapp", "email", "copy"],
     }, None, {
         "en": ("Would you share our refill map?",
-               "Hi {{first_name}},\n\nevery share helps a neighbour find a refill station. "
+               "Hi {{first_name|there}},\n\nevery share helps a neighbour find a refill station. "
                "[Share it in one click]({{action_url}})."),
         "de": ("Teilst du unsere Nachfüllkarte?",
-               "Hallo {{first_name}},\n\njedes Teilen hilft, eine Station in der Nähe zu finden. "
+               "Hallo {{first_name|du}},\n\njedes Teilen hilft, eine Station in der Nähe zu finden. "
                "[Mit einem Klick teilen]({{action_url}})."),
     }, 0.22, 0.45),
     ("Tell others about us", CampaignKind.REVIEW, 21, {
         "destinations": [{"site": "google", "url": "https://example.org/reviews/google"},
                          {"site": "trustpilot", "url": "https://example.org/reviews/trustpilot"}],
     }, {"field": "kind", "op": "in", "value": ["fan", "other"]}, {
-        "en": ("How was your experience, {{first_name}}?",
-               "Hi {{first_name}},\n\nwhether you loved us or not: an honest review helps others decide. "
+        "en": ("How was your experience, {{first_name|there}}?",
+               "Hi {{first_name|there}},\n\nwhether you loved us or not: an honest review helps others decide. "
                "[Write a review]({{action_url}})."),
-        "de": ("Wie zufrieden bist du, {{first_name}}?",
-               "Hallo {{first_name}},\n\nob begeistert oder nicht: eine ehrliche Bewertung hilft anderen. "
+        "de": ("Wie zufrieden bist du, {{first_name|du}}?",
+               "Hallo {{first_name|du}},\n\nob begeistert oder nicht: eine ehrliche Bewertung hilft anderen. "
                "[Bewertung schreiben]({{action_url}})."),
     }, 0.18, 0.35),
     ("Which station next?", CampaignKind.VOTE, 12, {
@@ -68,9 +68,9 @@ CAMPAIGNS = [
         "multiple": False,
     }, None, {
         "en": ("You decide: where do we open next?",
-               "Hi {{first_name}},\n\nfour neighbourhoods, one new station. [Cast your vote]({{action_url}})."),
+               "Hi {{first_name|there}},\n\nfour neighbourhoods, one new station. [Cast your vote]({{action_url}})."),
         "de": ("Du entscheidest: Wo eröffnen wir als Nächstes?",
-               "Hallo {{first_name}},\n\nvier Viertel, eine neue Station. [Jetzt abstimmen]({{action_url}})."),
+               "Hallo {{first_name|du}},\n\nvier Viertel, eine neue Station. [Jetzt abstimmen]({{action_url}})."),
     }, 0.27, 0.8),
     ("Deposit on refill bottles", CampaignKind.VOTE, 5, {
         "type": "petition", "goal": 500, "comment_max": 500,
@@ -78,10 +78,10 @@ CAMPAIGNS = [
                      "buildings.",
     }, None, {
         "en": ("Sign for a deposit on refill bottles",
-               "Hi {{first_name}},\n\nwe are 500 signatures away from the city council's agenda. "
+               "Hi {{first_name|there}},\n\nwe are 500 signatures away from the city council's agenda. "
                "[Sign the petition]({{action_url}})."),
         "de": ("Unterschreibe für Pfand auf Nachfüllflaschen",
-               "Hallo {{first_name}},\n\nmit 500 Unterschriften kommt es auf die Tagesordnung des Stadtrats. "
+               "Hallo {{first_name|du}},\n\nmit 500 Unterschriften kommt es auf die Tagesordnung des Stadtrats. "
                "[Petition unterschreiben]({{action_url}})."),
     }, 0.24, 0.7),
 ]

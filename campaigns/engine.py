@@ -44,6 +44,7 @@ from campaigns.render import message_id
 from campaigns.states import transition
 from campaigns.tracking import link_values
 from core import verp
+from core.addresses import InvalidAddress
 from core.db import utcnow
 from core.errors import Conflict
 from core.extensions import db
@@ -235,9 +236,13 @@ class _Sender:
         values = placeholder_values(self.used, r.supporter_id, r.name, headers["List-Unsubscribe"][1:-1],
                                     r.delivery_id, self.action_page)
         values.update(link_values(r.delivery_id, content.slots))
-        data = content.message(r.email, message_id(r.delivery_id, self.campaign_id, content.domain), values, headers)
         self.stopped_by = None
         try:
+            try:
+                data = content.message(r.email, message_id(r.delivery_id, self.campaign_id, content.domain), values,
+                                       headers)
+            except InvalidAddress as exc:  # a stored address that bypassed the edge: this delivery only
+                raise PermanentMailError(str(exc), reason="invalid_address") from None
             envelope_from = self.return_path("d", r.delivery_id) if self.return_path else content.envelope_from
             started = self.transport.send(envelope_from, [r.email], data, started=lambda: self._may_start(r))
         except PermanentMailError as exc:

@@ -1,7 +1,9 @@
 """Content rendering: Markdown with a fixed set of placeholders → sanitised HTML + plain text + bytes.
 
 Managers write Markdown with `{{first_name}}`, `{{preferences_url}}`, `{{unsubscribe_url}}` and
-`{{action_url}}`; there is no template language, so no manager-written code ever runs. Each
+`{{action_url}}`; there is no template language, so no manager-written code ever runs.
+`{{first_name|there}}` gives a fallback for supporters without a name; a bare `{{first_name}}` falls
+back to the language's default salutation word (FIRST_NAME_FALLBACK), so no mail says "Hallo !". Each
 (campaign, language) is compiled once into literal pieces and placeholder slots; a message for one
 supporter is then a join of strings plus two base64 encodings (MEASURED.md: building an
 `EmailMessage` per mail would cost more than the SMTP exchange itself).
@@ -13,16 +15,22 @@ import base64
 import html
 import re
 from dataclasses import dataclass
-from email.header import Header
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import formatdate
 
 import nh3
 from markdown_it import MarkdownIt
 
+from core.addresses import from_header, wire_address
 from core.errors import ValidationFailed
+from core.headers import defuse, header_line, header_text_problem
 
 PLACEHOLDERS = ("first_name", "preferences_url", "unsubscribe_url", "action_url")
-_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+# `{{name}}` or `{{name|fallback}}`; group 1 the name, group 2 the fallback (None without a bar).
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}|]*?)\s*(?:\|([^{}]*?))?\s*\}\}")
+WITH_FALLBACK = ("first_name",)  # the URLs are always there
+# What a bare {{first_name}} says for a supporter without a name, per content language.
+FIRST_NAME_FALLBACK = {"en": "there", "de": "du"}
+FALLBACK_MAX = 40
 # A sentinel that Markdown and the sanitiser pass through untouched (letters and digits only).
 _SENTINEL = "zqzph{}zqz"
 _SENTINEL_RE = re.compile(r"zqzph(\d+)zqz")
@@ -42,14 +50,31 @@ def unknown_placeholders(text: str) -> list[str]:
     return sorted({m.group(1) for m in _PLACEHOLDER.finditer(text) if m.group(1) not in PLACEHOLDERS})
 
 
+def _fallback_problems(text: str) -> list[str]:
+    problems = []
+    for m in _PLACEHOLDER.finditer(text):
+        name, fallback = m.group(1), m.group(2)
+        if fallback is None or name not in PLACEHOLDERS:
+            continue
+        if name not in WITH_FALLBACK:
+            problems.append(f"{{{{{name}}}}} takes no fallback (only {', '.join('{{' + p + '}}' for p in WITH_FALLBACK)})")
+        elif len(fallback.strip()) > FALLBACK_MAX:
+            problems.append(f"the fallback of {{{{{name}}}}} must be at most {FALLBACK_MAX} characters")
+        elif header_text_problem(fallback):
+            problems.append(f"the fallback of {{{{{name}}}}} {header_text_problem(fallback)}")
+    return problems
+
+
 def check_placeholders(fields: dict[str, str]) -> None:
-    """Raise ValidationFailed naming every unknown placeholder, per field."""
+    """Raise ValidationFailed naming every unknown placeholder or bad fallback, per field."""
     errors = {}
     for field, text in fields.items():
         unknown = unknown_placeholders(text or "")
         if unknown:
             errors[field] = [f"unknown placeholder(s) {', '.join('{{' + u + '}}' for u in unknown)}; "
                              f"known: {', '.join('{{' + p + '}}' for p in PLACEHOLDERS)}"]
+        elif problems := _fallback_problems(text or ""):
+            errors[field] = problems
     if errors:
         raise ValidationFailed(errors)
 
@@ -70,8 +95,34 @@ def link_sentinels(body: str, links: dict[str, str], first: int, sentinel: str) 
     return body, {url: links[url] for url in order}
 
 
-def _to_sentinels(text: str) -> str:
-    return _PLACEHOLDER.sub(lambda m: _SENTINEL.format(PLACEHOLDERS.index(m.group(1))), text)
+def fill_placeholders(text: str, values: dict[str, str], language: str = "en") -> str:
+    """`text` with each placeholder replaced by its value, or its fallback when the value is empty."""
+    def one(m: re.Match) -> str:
+        value = values.get(m.group(1), "")
+        if value or m.group(1) not in WITH_FALLBACK:
+            return value
+        return (m.group(2) or "").strip() if m.group(2) is not None else FIRST_NAME_FALLBACK.get(language, "")
+    return _PLACEHOLDER.sub(one, text)
+
+
+class _Slots:
+    """Sentinel numbering: the placeholders, then tracked links, then one slot per distinct fallback."""
+
+    def __init__(self, first_free: int, language: str):
+        self.next = first_free
+        self.default = FIRST_NAME_FALLBACK.get(language, "")
+        self.fallbacks: dict[tuple[int, str], int] = {}
+
+    def __call__(self, m: re.Match) -> str:
+        index = PLACEHOLDERS.index(m.group(1))
+        if m.group(1) not in WITH_FALLBACK:
+            return _SENTINEL.format(index)
+        fallback = (m.group(2) or "").strip() if m.group(2) is not None else self.default
+        key = (index, defuse(fallback))
+        if key not in self.fallbacks:
+            self.fallbacks[key] = self.next
+            self.next += 1
+        return _SENTINEL.format(self.fallbacks[key])
 
 
 def _split(text: str) -> tuple[str | int, ...]:
@@ -108,63 +159,75 @@ def _b64(text: str) -> bytes:
     return base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
 
 
-def _encode_header(value: str) -> str:
-    return value if value.isascii() else Header(value, "utf-8").encode()
-
-
 @dataclass(frozen=True)
 class CompiledContent:
     """One language of one campaign, compiled once and filled in per supporter."""
 
-    sender: str
+    sender: str  # the folded `From:` line
     envelope_from: str
     domain: str
     subject: tuple[str | int, ...]
     text: tuple[str | int, ...]
     html: tuple[str | int, ...]
-    subject_static: str | None  # the encoded Subject when it has no placeholders
+    subject_static: str | None  # the finished `Subject:` line when it has no placeholders
     # Slot names: PLACEHOLDERS, then one "link:<id>" per tracked link (campaigns.tracking); the
     # defaults are used when a value is missing (preview and test mails show the original URL).
     slots: tuple[str, ...] = PLACEHOLDERS
     defaults: tuple[str, ...] = ("",) * len(PLACEHOLDERS)
+    # After the slots: one derived value per (placeholder index, fallback) in use, in this order.
+    fallbacks: tuple[tuple[int, str], ...] = ()
+    used: frozenset[str] = frozenset()  # the placeholders the content uses
 
     @classmethod
-    def compile(cls, sender: str, subject: str, body: str, links: dict[str, str] | None = None) -> CompiledContent:
+    def compile(cls, sender: str, subject: str, body: str, links: dict[str, str] | None = None,
+                language: str = "en") -> CompiledContent:
         """`links` maps each URL to track to its slot name: those links in the body are rewritten."""
         check_placeholders({"subject": subject, "body": body})
         slots, defaults = PLACEHOLDERS, ("",) * len(PLACEHOLDERS)
         if links:
             body, extra = link_sentinels(body, links, len(PLACEHOLDERS), _SENTINEL)
             slots, defaults = slots + tuple(extra.values()), defaults + tuple(extra)
-        address = parseaddr(sender)[1]
-        name = parseaddr(sender)[0]
-        domain = address.rpartition("@")[2] or "localhost"
-        subject_parts = _split(_to_sentinels(subject))
-        static = _encode_header(subject) if all(isinstance(p, str) for p in subject_parts) else None
-        return cls(sender=formataddr((name, address), charset="utf-8") if name else address,
-                   envelope_from=address, domain=domain, subject=subject_parts,
-                   text=_split(markdown_to_text(_to_sentinels(body))),
-                   html=_split(markdown_to_html(_to_sentinels(body))), subject_static=static,
-                   slots=slots, defaults=defaults)
+        numbering = _Slots(len(slots), language)
+        subject_parts = _split(_PLACEHOLDER.sub(numbering, defuse(subject)))
+        text = _split(markdown_to_text(_PLACEHOLDER.sub(numbering, body)))
+        html_parts = _split(markdown_to_html(_PLACEHOLDER.sub(numbering, body)))
+        from_line, envelope_from = from_header(sender)
+        static = header_line("Subject", "".join(subject_parts)) if all(isinstance(p, str) for p in subject_parts) else None
+        used = frozenset(m.group(1) for text_ in (subject, body) for m in _PLACEHOLDER.finditer(text_))
+        return cls(sender=from_line, envelope_from=envelope_from, domain=envelope_from.rpartition("@")[2] or "localhost",
+                   subject=subject_parts, text=text, html=html_parts, subject_static=static,
+                   slots=slots, defaults=defaults, fallbacks=tuple(numbering.fallbacks), used=used)
 
     def _values(self, values: dict[str, str]) -> tuple[str, ...]:
-        return tuple(values.get(p, d) for p, d in zip(self.slots, self.defaults, strict=True))
+        base = tuple(values.get(p, d) for p, d in zip(self.slots, self.defaults, strict=True))
+        if not self.fallbacks:
+            return base
+        return base + tuple([base[i].strip() or fallback for i, fallback in self.fallbacks])
 
     def render(self, values: dict[str, str]) -> tuple[str, str, str]:
         """Subject, plain text and HTML for one supporter (values by placeholder name)."""
         plain = self._values(values)
         escaped = tuple(html.escape(v, quote=True) for v in plain)
-        return _fill(self.subject, plain), _fill(self.text, plain), _fill(self.html, escaped)
+        return defuse(_fill(self.subject, plain)), _fill(self.text, plain), _fill(self.html, escaped)
 
-    def message(self, to: str, message_id: str, values: dict[str, str], headers: dict[str, str]) -> bytes:
-        """The finished RFC 5322 message as bytes."""
+    def message(self, to: str, message_id: str, values: dict[str, str], headers: dict[str, str],
+                subject_prefix: str = "") -> bytes:
+        """The finished RFC 5322 message as bytes, CRLF only.
+
+        Every header line is built by `header_line` (defused, encoded, folded) or was at compile
+        time; `to` goes out with its domain in A-labels and raises InvalidAddress when it cannot
+        be an address at all.
+        """
         plain = self._values(values)
         escaped = tuple(html.escape(v, quote=True) for v in plain)
-        subject = self.subject_static or _encode_header(_fill(self.subject, plain))
+        if self.subject_static and not subject_prefix:
+            subject = self.subject_static
+        else:
+            subject = header_line("Subject", subject_prefix + _fill(self.subject, plain))
         boundary = "=_sp_" + message_id.strip("<>").replace("@", "_")
-        head = [f"From: {self.sender}", f"To: {to}", f"Subject: {subject}", f"Date: {formatdate()}",
-                f"Message-ID: {message_id}", "MIME-Version: 1.0"]
-        head += [f"{k}: {v}" for k, v in headers.items()]
+        head = [self.sender, f"To: {wire_address(to)}", subject, f"Date: {formatdate()}",
+                header_line("Message-ID", message_id), "MIME-Version: 1.0"]
+        head += [header_line(k, v) for k, v in headers.items()]
         head.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
         text_part = _b64(_fill(self.text, plain))
         html_part = _b64(_fill(self.html, escaped))

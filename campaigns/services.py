@@ -10,9 +10,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
-from campaigns import audience, kinds
+from campaigns import audience, kinds, samples
 from campaigns.bounce_models import complaint_count
 from campaigns.compose import compile_contents
 from campaigns.engine import enqueue_pending
@@ -30,10 +29,12 @@ from campaigns.render import check_placeholders, parse_message_id
 from campaigns.states import transition
 from core import stopmarks
 from core.accounts import record_audit
+from core.addresses import INVALID_ADDRESS, parse_sender
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.extensions import db
-from core.mail import MailError, get_transport
+from core.headers import check_header_text
+from core.mail import SMTPUTF8_MISSING
 from supporters.models import LANGUAGES, Supporter, SuppressionReason, email_hash
 
 S = CampaignStatus
@@ -65,6 +66,7 @@ def _validate_contents(contents: dict[str, dict[str, str]]) -> None:
             errors[f"contents.{language}"] = [f"unknown language; use one of {', '.join(LANGUAGES)}"]
             continue
         try:
+            check_header_text({f"contents.{language}.subject": content["subject"]})
             check_placeholders({f"contents.{language}.subject": content["subject"],
                                 f"contents.{language}.body": content["body"]})
         except ValidationFailed as exc:
@@ -95,6 +97,8 @@ def _apply(campaign: Campaign, data: dict[str, Any]) -> None:
     if "send_at" in data:
         _validate_send_at(data["send_at"])
         campaign.send_at = data["send_at"]
+    if data.get("sender") is not None:
+        data = {**data, "sender": parse_sender(data["sender"])}
     for field in ("name", "sender", "rate_per_minute", "respect_quiet_hours"):
         if field in data:
             setattr(campaign, field, data[field])
@@ -144,37 +148,17 @@ def preview(campaign_id: int) -> dict[str, Any]:
     for reason, n in counts.items():
         if reason is not None:
             left_out[reason] = n
-    samples = {}
-    for language, compiled in compile_contents(campaign).items():
-        subject, text, html = compiled.render({"first_name": "Alex", "preferences_url": "https://example.invalid/preferences",
-                                               "unsubscribe_url": "https://example.invalid/unsubscribe",
-                                               "action_url": "https://example.invalid/act"})
-        samples[language] = {"subject": subject, "text": text, "html": html}
+    previews = samples.preview_samples(campaign, compile_contents(campaign))
+    utf8 = samples.needs_smtputf8(campaign)
     db.session.commit()
     return {"recipients": counts.get(None, 0), "left_out": left_out, "audience": sum(counts.values()),
-            "samples": samples}
+            "samples": previews, "needs_smtputf8": utf8}
 
 
 def send_test(campaign_id: int, to: str, language: str | None = None) -> dict[str, Any]:
     """Send the rendered campaign to one address, now, in the request (not counted anywhere)."""
     campaign = get_campaign(campaign_id)
-    contents = compile_contents(campaign)
-    if not contents:
-        raise ValidationFailed({"contents": ["the campaign has no content yet"]})
-    language = language or next(iter(contents))
-    if language not in contents:
-        raise ValidationFailed({"language": [f"no content in {language!r}; have {', '.join(contents)}"]})
-    compiled = contents[language]
-    mid = f"<test.c{campaign.id}.{int(utcnow().timestamp() * 1000)}@{compiled.domain}>"
-    values = {"first_name": "Alex", "preferences_url": f"{current_app.config['PUBLIC_BASE_URL']}/preferences",
-              "unsubscribe_url": f"{current_app.config['PUBLIC_BASE_URL']}/unsubscribe",
-              "action_url": f"{current_app.config['PUBLIC_BASE_URL']}/act"}
-    data = compiled.message(to, mid, values, {"X-Campaign-Test": "1"})
-    try:
-        get_transport().send(compiled.envelope_from, [to], data)
-    except MailError as exc:
-        raise Conflict(f"the mail server refused the test message: {exc}") from None
-    return {"sent_to": to, "language": language, "message_id": mid}
+    return samples.send_test(campaign, compile_contents(campaign), to, language)
 
 
 def check_launchable(campaign: Campaign, audience_languages: bool = True) -> None:
@@ -281,6 +265,16 @@ def cancel(campaign_id: int, actor: dict | None = None) -> Campaign:
     return get_campaign(campaign_id)
 
 
+# Failed deliveries by cause: the ones no retry or suppression can fix get their own reason.
+# The engine writes a reasoned failure as "<reason>: <message>" (e.g. "smtputf8: server does not …").
+_FAILURE_REASON = sa.case(
+    (sa.or_(Delivery.error.like("smtputf8:%"), Delivery.error == SMTPUTF8_MISSING), "smtputf8"),
+    (sa.or_(Delivery.error.like("invalid_address:%"), Delivery.error.like(f"{INVALID_ADDRESS}%")), "invalid_address"),
+    (Delivery.error.like("unsendable:%"), "unsendable"),
+    (Delivery.error.like("gave up after%"), "retries_exhausted"),
+    else_="refused")
+
+
 def stats(campaign_id: int) -> dict[str, Any]:
     campaign = get_campaign(campaign_id)
     by_status = {s.value: 0 for s in DeliveryStatus}
@@ -291,6 +285,10 @@ def stats(campaign_id: int) -> dict[str, Any]:
         sa.select(Delivery.skip_reason, sa.func.count())
         .where(Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.SKIPPED)
         .group_by(Delivery.skip_reason)) if reason is not None}
+    failed = {reason: n for reason, n in db.session.execute(
+        sa.select(_FAILURE_REASON, sa.func.count())
+        .where(Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.FAILED)
+        .group_by(_FAILURE_REASON))}
     sent = Delivery.status.in_((DeliveryStatus.SENT, DeliveryStatus.BOUNCED))
     possible_duplicates, sent_after_stop = db.session.execute(
         sa.select(sa.func.count().filter(Delivery.reclaimed.is_(True)),
@@ -302,7 +300,7 @@ def stats(campaign_id: int) -> dict[str, Any]:
     sent_count = by_status["sent"] + by_status["bounced"]
     db.session.commit()
     return {"id": campaign.id, "status": campaign.status.value, "status_reason": campaign.status_reason,
-            "deliveries": by_status, "skipped": skipped, "total": total,
+            "deliveries": by_status, "skipped": skipped, "failed": failed, "total": total,
             "progress": round(done / total, 4) if total else 0.0,
             "possible_duplicates": possible_duplicates,
             "complaints": complaints, "complaint_rate": round(complaints / sent_count, 6) if sent_count else 0.0,

@@ -13,7 +13,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from campaigns import acting, kinds, tracking
 from campaigns.i18n import t
-from campaigns.render import _PLACEHOLDER
+from campaigns.render import fill_placeholders
 from campaigns.review_rules import needs_disclosure
 from core.errors import ValidationFailed
 from core.extensions import csrf, limiter
@@ -81,7 +81,7 @@ def _page(ctx: acting.ActContext, token: str, status: int = 200, errors: dict | 
 def _heading(ctx: acting.ActContext, subject: str) -> str:
     """The mail's subject as the page title, with {{first_name}} filled and other placeholders dropped."""
     first = (ctx.supporter.name or "").split(" ")[0]
-    return _PLACEHOLDER.sub(lambda m: first if m.group(1) == "first_name" else "", subject).strip()
+    return fill_placeholders(subject, {"first_name": first}, ctx.supporter.language).strip()
 
 
 @bp.route("/act/<token>", methods=["GET", "POST"])

@@ -40,3 +40,10 @@ class Conflict(DomainError):
 class Forbidden(DomainError):
     status = 403
     title = "Forbidden"
+
+
+class UpstreamFailed(DomainError):
+    """A server we depend on (the SMTP relay) failed or refused; nothing on our side changed."""
+
+    status = 502
+    title = "Bad gateway"

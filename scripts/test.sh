@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages: redis-server for the PostgreSQL run, chromium for the browser tests, Postfix
-# and Dovecot (IMAP + LMTP) for the real-bounce tests (tests/mailservers.py; run as root there).
+# and Dovecot (IMAP + LMTP) for the real-bounce tests (tests/mailservers.py; run as root there) and
+# the strict-relay tests (tests/postfix.py).
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v chromium >/dev/null || missing+=(chromium)
@@ -23,6 +24,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "Installing ${missing[*]} …"
   apt-get update -qq
+  # The tests run their own Postfix; the package must not configure and start a system one.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   if ! command -v initdb >/dev/null; then
     export PATH="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1):$PATH"

@@ -38,7 +38,7 @@ def clean_name(form: _Form, raw: str | None, lang: str) -> str | None:
     name = (raw or "").strip()
     if len(name) > NAME_MAX:
         form.fail("name", t("error.name.too_long", lang, max=NAME_MAX))
-    elif any(unicodedata.category(c) in ("Cc", "Cs", "Co") for c in name):
+    elif any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Zl", "Zp") for c in name):  # names reach mail headers
         form.fail("name", t("error.name.invalid", lang))
     return name or None
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from email_validator import SPECIAL_USE_DOMAIN_NAMES as _SPECIAL_USE
 from email_validator import EmailNotValidError, validate_email
 
+from core.headers import header_text_problem
 from supporters.import_source import KINDS, MAX_NAME, MAX_TAG, ImportAborted, ImportOptions, SourceFile
 from supporters.models import LANGUAGES, SupporterKind, normalize_email
 
@@ -92,6 +93,8 @@ class RowChecker:
         name = row[p["name"]].strip() if "name" in p else ""
         if len(name) > MAX_NAME:
             raise RowRejected(f"the name is longer than {MAX_NAME} characters")
+        if name and (problem := header_text_problem(name)):  # names reach subjects via {{first_name}}
+            raise RowRejected(f"the name {problem}")
         kind = row[p["kind"]].strip().lower().replace("-", "_").replace(" ", "_") if "kind" in p else ""
         kind = kind or self.default_kind
         if kind not in KINDS:
@@ -111,6 +114,8 @@ class RowChecker:
             names = sorted({t.strip() for t in re.split(r"[,;]", row[p["tags"]]) if t.strip()})
             if any(len(t) > MAX_TAG for t in names):
                 raise RowRejected(f"a tag is longer than {MAX_TAG} characters")
+            if any(problem := header_text_problem(t) for t in names):
+                raise RowRejected(f"a tag name {problem}")
             tags = json.dumps(names, ensure_ascii=False)
         digest = hashlib.sha256(normalized.encode()).hexdigest() if self.hash_emails else None
         code = next(self._codes) if self.active else None

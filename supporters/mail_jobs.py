@@ -95,9 +95,13 @@ def send_confirmation(supporter_id: int) -> bool:
     try:
         mails.send_confirmation_mail(supporter, grant.id if grant else None)
     except PermanentMailError as exc:
+        # Recorded, so the sweeper does not queue it again and again; never a suppression.
         log.warning("confirmation for supporter %s refused permanently: %s", supporter.id, exc)
+        supporter.confirmation_error = str(exc)[:300]
+        db.session.commit()
         return False
     supporter.confirmation_sent_at = utcnow()
+    supporter.confirmation_error = None
     db.session.commit()
     return True
 
@@ -177,7 +181,7 @@ def sweep_unsent_confirmations(older_than_seconds: int = 300) -> int:
     ids = list(db.session.scalars(
         sa.select(Supporter.id).where(
             Supporter.status == SupporterStatus.PENDING, Supporter.source == "web_form",
-            Supporter.confirmation_sent_at.is_(None),
+            Supporter.confirmation_sent_at.is_(None), Supporter.confirmation_error.is_(None),
             Supporter.created_at < now - timedelta(seconds=older_than_seconds),
             Supporter.created_at > now - timedelta(seconds=links.CONFIRM_MAX_AGE))
         .order_by(Supporter.id).limit(10_000)))

@@ -12,13 +12,14 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import IntegrityError
 
 from core import stopmarks
+from core.addresses import parse_address
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.extensions import db
+from core.headers import check_header_text
 from supporters.models import (
     ConsentAction,
     ConsentEvent,
@@ -37,10 +38,7 @@ PROFILE_FIELDS = ("name", "kind", "language", "country", "timezone", "asks_per_m
 
 
 def _valid_address(email: str, field: str = "email") -> str:
-    try:
-        return validate_email(email, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise ValidationFailed({field: [str(exc)]}) from None
+    return parse_address(email, field)
 
 
 def resolve_tags(names: list[str], field: str = "tags") -> list[Tag]:
@@ -63,6 +61,7 @@ def create_supporter(data: dict[str, Any]) -> Supporter:
     The caller commits and, for a pending supporter, enqueues the confirmation mail after the commit.
     """
     address = _valid_address(data["email"])
+    check_header_text({"name": data.get("name")})  # a name reaches subjects through {{first_name}}
     normalized = normalize_email(address)
     if db.session.scalar(sa.select(Supporter.id).where(Supporter.email_normalized == normalized)) is not None:
         raise Conflict("a supporter with this email address already exists")
@@ -102,6 +101,7 @@ def update_supporter(supporter: Supporter, data: dict[str, Any]) -> list[str]:
     """Change profile fields; returns the names of the fields that changed (for the audit trail)."""
     if supporter.status is SupporterStatus.ERASED:
         raise Conflict("this supporter was erased; there is nothing left to change")
+    check_header_text({"name": data.get("name")})
     changed = []
     for field in PROFILE_FIELDS:
         if field in data and getattr(supporter, field) != data[field]:
@@ -163,6 +163,7 @@ def get_supporter(supporter_id: int) -> Supporter:
 
 
 def create_tag(data: dict[str, Any]) -> Tag:
+    check_header_text({"name": data.get("name")})  # tag names may be shown in mails and headers
     _unique_tag_name(data["name"])
     tag = Tag(**data)
     db.session.add(tag)
@@ -175,6 +176,7 @@ def create_tag(data: dict[str, Any]) -> Tag:
 
 
 def update_tag(tag: Tag, data: dict[str, Any]) -> list[str]:
+    check_header_text({"name": data.get("name")})
     if "name" in data and data["name"] != tag.name:
         _unique_tag_name(data["name"], tag.id)
     changed = [k for k, v in data.items() if getattr(tag, k) != v]

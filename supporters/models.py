@@ -85,6 +85,8 @@ class Supporter(db.Model):
     # confirmation job safe to run twice).
     joined_with_ref: Mapped[str | None] = mapped_column(sa.String(16))
     confirmation_sent_at: Mapped[datetime | None]
+    # Why the confirmation mail was refused for good (the sweeper leaves such rows alone).
+    confirmation_error: Mapped[str | None] = mapped_column(sa.String(300))
 
     referred_by: Mapped[Supporter | None] = relationship(remote_side=[id])
     tags: Mapped[list[Tag]] = relationship(secondary=supporter_tags, back_populates="supporters")

@@ -118,7 +118,9 @@ def test_preview_counts_who_would_receive_it_and_why_others_are_left_out(client,
     assert data["left_out"]["suppressed"] == 1
     assert data["left_out"]["no_content"] == 1
     assert data["audience"] == 7
-    assert "Hello Alex," in data["samples"]["en"]["text"]
+    assert "Hello there," in data["samples"]["en"]["text"]  # the sample without a name: the fallback shows
+    longest = data["samples"]["en"]["longest_name"]
+    assert f"Hello {longest['first_name']}," in longest["text"]
     assert "<strong>news</strong>" in data["samples"]["en"]["html"]
 
 
