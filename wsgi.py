@@ -24,8 +24,8 @@ __all__ = ["create_app", "csrf", "db", "limiter", "login_manager", "migrate"]
 ROOT = Path(__file__).resolve().parent
 
 # Modules that define models: imported before anything needs the full metadata (Alembic too).
-MODEL_MODULES = ("core.accounts", "supporters.models", "supporters.transfer_jobs", "campaigns.models",
-                 "campaigns.actions")
+MODEL_MODULES = ("core.accounts", "core.org_settings", "supporters.models", "supporters.transfer_jobs",
+                 "campaigns.models", "campaigns.actions")
 
 # Feature modules, each with an `init_app(app)` that registers its blueprints and CLI groups.
 FEATURE_MODULES = (
