@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from campaigns.audience import FREQUENCY_WINDOW, default_asks
+from campaigns.layout import campaign_headers, campaign_layout, campaign_sender, consent_at, consent_date
 from campaigns.models import Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus, SkipReason
 from campaigns.render import PLACEHOLDERS, CompiledContent, message_id
 from campaigns.states import transition
@@ -34,6 +35,7 @@ from core.db import utcnow
 from core.errors import Conflict
 from core.extensions import db
 from core.mail import PermanentMailError, TransientMailError, get_transport
+from core.org_settings import current_org
 from core.queues import get_queue, job
 from core.redis import get_redis
 from core.throttle import Throttle
@@ -217,7 +219,7 @@ class _Recipients:
         self.rows = db.session.execute(
             sa.select(Delivery.id, Supporter.id, Supporter.email, Supporter.email_normalized, Supporter.name,
                       Supporter.language, Supporter.status, Supporter.timezone, Supporter.asks_per_month,
-                      Supporter.paused_until)
+                      Supporter.paused_until, consent_at())
             .join(Supporter, Supporter.id == Delivery.supporter_id)
             .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.SENDING).order_by(Delivery.id)).all()
         supporter_ids = [r[1] for r in self.rows]
@@ -234,7 +236,7 @@ class _Recipients:
 
 
 def _skip_reason(row, recipients: _Recipients, contents: dict, now: datetime, asks_default: int) -> str | None:
-    delivery_id, supporter_id, email, normalized, _name, language, status, _tz, asks, paused_until = row
+    delivery_id, supporter_id, email, normalized, _name, language, status, _tz, asks, paused_until, _c = row
     if status == SupporterStatus.UNSUBSCRIBED:
         return SkipReason.UNSUBSCRIBED.value
     if status != SupporterStatus.ACTIVE or not email or not normalized:
@@ -264,9 +266,12 @@ def _placeholder_values(used: set[str], supporter_id: int, name: str | None, uns
 
 
 def compile_contents(campaign: Campaign) -> dict[str, CompiledContent]:
-    sender = campaign.sender or current_app.config["MAIL_FROM"]
+    """Each language compiled once, inside the shared layout with its footer (campaigns.layout)."""
+    org = current_org()
+    sender = campaign_sender(campaign.sender, org)
     links = campaign_links(campaign)  # every link is rewritten to /r/<token> (campaigns.tracking)
-    return {c.language: CompiledContent.compile(sender, c.subject, c.body, links) for c in campaign.contents}
+    return {c.language: CompiledContent.compile(sender, c.subject, c.body, links, campaign_layout(org, c.language))
+            for c in campaign.contents}
 
 
 @job("campaigns")
@@ -281,6 +286,7 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
     rate_per_minute = campaign.rate_per_minute
     quiet = campaign.respect_quiet_hours
     action_page = campaign.kind != CampaignKind.ANNOUNCEMENT
+    stream = campaign_headers(campaign_sender(campaign.sender, current_org()))  # List-Id, Reply-To
     db.session.commit()
 
     transport = get_transport()
@@ -306,7 +312,7 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
         pending = [r[0] for r in recipients.rows]
         last_flush = time.monotonic()
         for row in recipients.rows:
-            delivery_id, supporter_id, email, _n, name, language, _s, tz, _a, _p = row
+            delivery_id, supporter_id, email, _n, name, language, _s, tz, _a, _p, consented = row
             reason = _skip_reason(row, recipients, contents, now, asks_default)
             if reason is None and quiet:
                 until = quiet_until(tz, utcnow())
@@ -344,9 +350,10 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
                 totals["deferred"] += 1
                 continue
             content = contents[language]
-            headers = unsubscribe_headers(supporter_id)
+            headers = {**stream, **unsubscribe_headers(supporter_id)}
             values = _placeholder_values(used, supporter_id, name, headers["List-Unsubscribe"][1:-1], delivery_id,
                                          action_page)
+            values["consent_date"] = consent_date(consented, language)
             values.update(link_values(delivery_id, content.slots))
             data = content.message(email, message_id(delivery_id, campaign_id, content.domain), values, headers)
             try:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formataddr, formatdate, parseaddr
+from typing import Protocol
 
 import nh3
 from markdown_it import MarkdownIt
@@ -93,6 +95,11 @@ def _encode_header(value: str) -> str:
     return value if value.isascii() else Header(value, "utf-8").encode()
 
 
+class Layout(Protocol):
+    def wrap(self, text: str, html: str, slot_sentinel: Callable[[str], str]) -> tuple[str, str]:
+        """The content inside the layout; `slot_sentinel(name)` marks a per-supporter value."""
+
+
 @dataclass(frozen=True)
 class CompiledContent:
     """One language of one campaign, compiled once and filled in per supporter."""
@@ -110,8 +117,10 @@ class CompiledContent:
     defaults: tuple[str, ...] = ("",) * len(PLACEHOLDERS)
 
     @classmethod
-    def compile(cls, sender: str, subject: str, body: str, links: dict[str, str] | None = None) -> CompiledContent:
-        """`links` maps each URL to track to its slot name: those links in the body are rewritten."""
+    def compile(cls, sender: str, subject: str, body: str, links: dict[str, str] | None = None,
+                layout: Layout | None = None) -> CompiledContent:
+        """`links` maps each URL to track to its slot name: those links in the body are rewritten.
+        `layout` wraps the body (campaigns.layout: the frame and the footer, with slots of its own)."""
         check_placeholders({"subject": subject, "body": body})
         slots, defaults = PLACEHOLDERS, ("",) * len(PLACEHOLDERS)
         if links:
@@ -119,6 +128,18 @@ class CompiledContent:
 
             body, extra = link_sentinels(body, links, len(PLACEHOLDERS), _SENTINEL)
             slots, defaults = slots + tuple(extra.values()), defaults + tuple(extra)
+        text, html_body = markdown_to_text(_to_sentinels(body)), markdown_to_html(_to_sentinels(body))
+        if layout is not None:
+            named = list(slots)
+
+            def sentinel(name: str) -> str:
+                if name not in named:
+                    named.append(name)
+                return _SENTINEL.format(named.index(name))
+
+            text, html_body = layout.wrap(text, html_body, sentinel)
+            defaults += ("",) * (len(named) - len(slots))
+            slots = tuple(named)
         address = parseaddr(sender)[1]
         name = parseaddr(sender)[0]
         domain = address.rpartition("@")[2] or "localhost"
@@ -126,8 +147,7 @@ class CompiledContent:
         static = _encode_header(subject) if all(isinstance(p, str) for p in subject_parts) else None
         return cls(sender=formataddr((name, address), charset="utf-8") if name else address,
                    envelope_from=address, domain=domain, subject=subject_parts,
-                   text=_split(markdown_to_text(_to_sentinels(body))),
-                   html=_split(markdown_to_html(_to_sentinels(body))), subject_static=static,
+                   text=_split(text), html=_split(html_body), subject_static=static,
                    slots=slots, defaults=defaults)
 
     def _values(self, values: dict[str, str]) -> tuple[str, ...]:
