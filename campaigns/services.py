@@ -14,6 +14,8 @@ from flask import current_app
 
 from campaigns import audience, kinds
 from campaigns.engine import compile_contents, enqueue_pending, suppress_hashes
+from campaigns.layout import SAMPLE_CONSENT, campaign_headers, consent_date
+from campaigns.lint import lint_content, spamassassin_score
 from campaigns.models import (
     Campaign,
     CampaignContent,
@@ -30,6 +32,7 @@ from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.extensions import db
 from core.mail import MailError, get_transport
+from core.org_settings import current_org
 from supporters.models import LANGUAGES, Supporter, SuppressionReason, email_hash
 
 S = CampaignStatus
@@ -140,15 +143,22 @@ def preview(campaign_id: int) -> dict[str, Any]:
     for reason, n in counts.items():
         if reason is not None:
             left_out[reason] = n
-    samples = {}
+    samples, lint = {}, {}
+    org = current_org()
     for language, compiled in compile_contents(campaign).items():
-        subject, text, html = compiled.render({"first_name": "Alex", "preferences_url": "https://example.invalid/preferences",
-                                               "unsubscribe_url": "https://example.invalid/unsubscribe",
-                                               "action_url": "https://example.invalid/act"})
+        values = {"first_name": "Alex", "preferences_url": "https://example.invalid/preferences",
+                  "unsubscribe_url": "https://example.invalid/unsubscribe", "action_url": "https://example.invalid/act",
+                  "consent_date": consent_date(SAMPLE_CONSENT, language)}
+        subject, text, html = compiled.render(values)
         samples[language] = {"subject": subject, "text": text, "html": html}
+        content = next(c for c in campaign.contents if c.language == language)
+        lint[language] = lint_content(content.subject, content.body, org)
+        score = spamassassin_score(compiled.message("sample@example.invalid", "<preview@example.invalid>", values, {}))
+        if score is not None:
+            samples[language]["spamassassin"] = score
     db.session.commit()
     return {"recipients": counts.get(None, 0), "left_out": left_out, "audience": sum(counts.values()),
-            "samples": samples}
+            "samples": samples, "lint": lint}
 
 
 def send_test(campaign_id: int, to: str, language: str | None = None) -> dict[str, Any]:
@@ -164,8 +174,9 @@ def send_test(campaign_id: int, to: str, language: str | None = None) -> dict[st
     mid = f"<test.c{campaign.id}.{int(utcnow().timestamp() * 1000)}@{compiled.domain}>"
     values = {"first_name": "Alex", "preferences_url": f"{current_app.config['PUBLIC_BASE_URL']}/preferences",
               "unsubscribe_url": f"{current_app.config['PUBLIC_BASE_URL']}/unsubscribe",
-              "action_url": f"{current_app.config['PUBLIC_BASE_URL']}/act"}
-    data = compiled.message(to, mid, values, {"X-Campaign-Test": "1"})
+              "action_url": f"{current_app.config['PUBLIC_BASE_URL']}/act",
+              "consent_date": consent_date(SAMPLE_CONSENT, language)}
+    data = compiled.message(to, mid, values, {**campaign_headers(compiled.sender), "X-Campaign-Test": "1"})
     try:
         get_transport().send(compiled.envelope_from, [to], data)
     except MailError as exc:
