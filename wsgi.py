@@ -31,6 +31,7 @@ MODEL_MODULES = ("core.accounts", "core.org_settings", "supporters.models", "sup
 FEATURE_MODULES = (
     "core.health",
     "core.cli",
+    "core.deliverability",
     "supporters.web",
     "supporters.cli",
     "api",
