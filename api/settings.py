@@ -16,8 +16,8 @@ from core.extensions import db
 _DESCRIPTIONS = {
     "organisation_name": "who sends the mails (default: the display name of MAIL_FROM)",
     "postal_address": "postal address / imprint shown in every footer; line breaks allowed",
-    "privacy_url": "https:// link to the privacy policy",
-    "logo_url": "https:// link to a logo shown above the content (optional)",
+    "privacy_url": "link to the privacy policy (https only)",
+    "logo_url": "link to a logo shown above the content (https only; optional)",
     "accent_color": "#rrggbb for links and buttons (default #1f5c99)",
     "reply_to": "Reply-To of every mail (default: none, replies go to the sender)",
     "campaign_sender": "From of campaign mails (default MAIL_FROM); a campaign's own sender wins",
