@@ -146,8 +146,12 @@ def validate_settings(data: dict[str, Any]) -> dict[str, str | None]:
         elif (_CONTROL_BUT_LF if kind == "lines" else _CONTROL).search(value):
             errors[field] = ["must not contain control characters" + (" (line breaks are fine)" if kind == "lines" else "")]
         elif kind == "https":
-            parts = urlsplit(value)
-            if parts.scheme != "https" or not parts.hostname or " " in value:
+            try:
+                parts = urlsplit(value)
+                valid = parts.scheme == "https" and bool(parts.hostname) and " " not in value
+            except ValueError:  # e.g. an unclosed IPv6 bracket
+                valid = False
+            if not valid:
                 errors[field] = ["must be an https:// URL"]
         elif kind == "colour" and not _COLOUR.match(value):
             errors[field] = ["must be a colour as #rrggbb"]
