@@ -228,3 +228,16 @@ def test_the_consent_of_an_import_counts_from_its_recorded_date(app, db, smtp_si
     services.launch(make_campaign().id)
     run_worker(app)
     assert "on 9 January 2023 you agreed" in parts(smtp_sink.handler.parsed()[0])["text/plain"]
+
+
+def test_stream_headers_stay_on_one_line_whatever_the_organisation_is_called(app):
+    from dataclasses import replace
+
+    from core.org_settings import current_org
+    from supporters.mail_layout import stream_headers
+
+    org = replace(current_org(), name="Gärtnerei Überall " * 11, reply_to="Zoë Überall <team@example.org>")
+    headers = stream_headers(org, "campaigns", "News <news@example.org>")
+    assert headers["List-Id"].endswith(" <campaigns.example.org>") and headers["List-Id"].isascii()
+    assert not any(c in value for value in headers.values() for c in "\r\n")
+    assert str(make_header(decode_header(headers["Reply-To"]))) == "Zoë Überall <team@example.org>"
