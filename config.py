@@ -131,6 +131,60 @@ def mail_from(raw: str | None) -> str:
     return value
 
 
+def bounce_address(raw: str | None) -> str | None:
+    """BOUNCE_ADDRESS: the mailbox VERP return paths extend (bounces@… → bounces+d12-…@…); None = off."""
+    if not raw or not raw.strip():
+        return None
+    value = raw.strip()
+    local, at, domain = value.rpartition("@")
+    if not at or not local or "." not in domain or not value.isascii() or any(c in value for c in "+<> \t\"(),;:"):
+        raise ConfigError("BOUNCE_ADDRESS", f"expected a plain ASCII address such as bounces@bounce.example.org, got {raw!r}")
+    if len(local) > 24:  # room for "+d<19 digits>-<16 characters of MAC>" in 64 octets
+        raise ConfigError("BOUNCE_ADDRESS", f"the local part may have at most 24 characters, has {len(local)}")
+    return value.lower()
+
+
+def bounce_imap(raw: str | None) -> dict | None:
+    """Parse BOUNCE_IMAP_URL (imaps://user:pass@host:port/INBOX, or imap://…?starttls=1)."""
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("imap", "imaps"):
+        raise ConfigError("BOUNCE_IMAP_URL", f"unsupported scheme {parts.scheme!r}; use imaps:// or imap://")
+    if not parts.hostname or not parts.username:
+        raise ConfigError("BOUNCE_IMAP_URL", "the URL needs a user and a host (imaps://user:pass@host/INBOX)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError("BOUNCE_IMAP_URL", "the port is not a number") from None
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"starttls", "timeout"}
+    if unknown:
+        raise ConfigError("BOUNCE_IMAP_URL", f"unknown option(s) {', '.join(sorted(unknown))}")
+    return {
+        "host": parts.hostname,
+        "port": port or (993 if parts.scheme == "imaps" else 143),
+        "username": unquote(parts.username),
+        "password": unquote(parts.password or ""),
+        "ssl": parts.scheme == "imaps",
+        "starttls": _bool("BOUNCE_IMAP_URL starttls", query.get("starttls"), False),
+        "timeout": _int("BOUNCE_IMAP_URL timeout", query.get("timeout"), 30, minimum=1),
+        "mailbox": unquote(parts.path.lstrip("/")) or "INBOX",
+    }
+
+
+def _percent(variable: str, raw: str | None, default: float) -> float:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw.strip().rstrip("%"))
+    except ValueError:
+        raise ConfigError(variable, f"expected a percentage such as 0.3, got {raw!r}") from None
+    if not 0 < value <= 100:
+        raise ConfigError(variable, f"must be above 0 and at most 100, got {value}")
+    return value
+
+
 def public_base_url(raw: str | None) -> str:
     value = (raw or "http://127.0.0.1:5000").rstrip("/")
     parts = urlsplit(value)
@@ -186,14 +240,29 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         # Company-wide default for how often a supporter may be asked (rolling 30 days).
         "DEFAULT_ASKS_PER_MONTH": _int("DEFAULT_ASKS_PER_MONTH", env.get("DEFAULT_ASKS_PER_MONTH"), 4, minimum=1),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", env.get("RATELIMIT_ENABLED"), True),
-        # Sending engine (campaigns/engine.py): lease on claimed deliveries, sweeper interval, retry
-        # backoff base, and the global / per-recipient-domain rates shared by all workers (0 = unlimited).
-        "CAMPAIGN_LEASE_SECONDS": _int("CAMPAIGN_LEASE_SECONDS", env.get("CAMPAIGN_LEASE_SECONDS"), 120, minimum=1),
-        "CAMPAIGN_SWEEP_SECONDS": _int("CAMPAIGN_SWEEP_SECONDS", env.get("CAMPAIGN_SWEEP_SECONDS"), 30, minimum=1),
+        # Sending engine (campaigns/engine.py): lease on claimed deliveries (renewed every third of it
+        # while a job runs; lease + sweep interval bound the recovery of a killed worker's batch), sweeper
+        # interval, retry backoff base, and the global / per-recipient-domain rates shared by all workers (0 = unlimited).
+        "CAMPAIGN_LEASE_SECONDS": _int("CAMPAIGN_LEASE_SECONDS", env.get("CAMPAIGN_LEASE_SECONDS"), 15, minimum=3),
+        "CAMPAIGN_SWEEP_SECONDS": _int("CAMPAIGN_SWEEP_SECONDS", env.get("CAMPAIGN_SWEEP_SECONDS"), 10, minimum=1),
         "CAMPAIGN_RETRY_SECONDS": _int("CAMPAIGN_RETRY_SECONDS", env.get("CAMPAIGN_RETRY_SECONDS"), 60, minimum=0),
         "CAMPAIGN_RATE_PER_SECOND": _int("CAMPAIGN_RATE_PER_SECOND", env.get("CAMPAIGN_RATE_PER_SECOND"), 0),
         "CAMPAIGN_DOMAIN_RATE_PER_MINUTE": _int("CAMPAIGN_DOMAIN_RATE_PER_MINUTE",
                                                 env.get("CAMPAIGN_DOMAIN_RATE_PER_MINUTE"), 0),
+        # Bounces and complaints (campaigns/bounces.py, docs/deliverability.md): the VERP mailbox, where
+        # `flask bounces fetch` reads reports, how many soft bounces within how many days suppress an
+        # address, and the complaint rate (percent of sent, from a minimum count) that pauses a campaign.
+        "BOUNCE_ADDRESS": bounce_address(env.get("BOUNCE_ADDRESS")),
+        "BOUNCE_IMAP": bounce_imap(env.get("BOUNCE_IMAP_URL")),
+        "BOUNCE_SOFT_LIMIT": _int("BOUNCE_SOFT_LIMIT", env.get("BOUNCE_SOFT_LIMIT"), 3, minimum=1),
+        "BOUNCE_SOFT_WINDOW_DAYS": _int("BOUNCE_SOFT_WINDOW_DAYS", env.get("BOUNCE_SOFT_WINDOW_DAYS"), 14, minimum=1),
+        "COMPLAINT_PAUSE_PERCENT": _percent("COMPLAINT_PAUSE_PERCENT", env.get("COMPLAINT_PAUSE_PERCENT"), 0.3),
+        "COMPLAINT_PAUSE_MIN": _int("COMPLAINT_PAUSE_MIN", env.get("COMPLAINT_PAUSE_MIN"), 3, minimum=1),
+        # Request bodies: any body beyond MAX_CONTENT_LENGTH bytes is refused with 413 before it is read
+        # (a JSON supporter, segment or campaign is a few kB); the CSV upload of POST /imports/supporters
+        # has its own, larger limit.
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", env.get("MAX_CONTENT_LENGTH"), 1_000_000, minimum=1024),
+        "IMPORT_MAX_BYTES": _int("IMPORT_MAX_BYTES", env.get("IMPORT_MAX_BYTES"), 200 * 1024 * 1024, minimum=1024),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent
 
 # Modules that define models: imported before anything needs the full metadata (Alembic too).
 MODEL_MODULES = ("core.accounts", "core.org_settings", "supporters.models", "supporters.transfer_jobs",
-                 "campaigns.models", "campaigns.actions")
+                 "campaigns.models", "campaigns.actions", "campaigns.bounce_models")
 
 # Feature modules, each with an `init_app(app)` that registers its blueprints and CLI groups.
 FEATURE_MODULES = (
@@ -37,6 +37,7 @@ FEATURE_MODULES = (
     "api",
     "campaigns.web",
     "campaigns.cli",
+    "campaigns.cli_bounces",
 )
 
 
@@ -68,6 +69,12 @@ def create_app(overrides: dict | None = None) -> Flask:
 
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+
+    # Headers every response gets, and tokens kept out of the request log: registered before the
+    # extensions, so its after-request hook runs last and sees their headers too.
+    from core import hygiene
+
+    hygiene.init_app(app)
 
     # Infrastructure: Redis first, since the rate limiter stores its counters there.
     from core import redis as core_redis

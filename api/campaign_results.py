@@ -10,6 +10,7 @@ from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validat
 from api import bp
 from api.auth import current_principal, require
 from api.campaigns import CID, CampaignOut, ContentSchema, StatsQuery, dump
+from api.conventions import load_json
 from api.openapi import doc
 from campaigns import acting, results
 from supporters.models import LANGUAGES
@@ -91,10 +92,7 @@ def campaign_results(campaign_id: int):
 @require("manager")
 def petition_answer(campaign_id: int):
     """Publish the official answer to a petition: an announcement to exactly its signers."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationError({"body": ["expected a JSON object"]})
-    data = AnswerSchema().load(data)
+    data = load_json(AnswerSchema())
     p = current_principal()
     answer = acting.publish_answer(campaign_id, data["contents"],
                                    {"actor_type": p.kind, "actor_id": p.user.id, "actor_label": p.label})

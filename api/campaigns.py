@@ -12,8 +12,9 @@ from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from api import bp
 from api.auth import current_principal, require
+from api.conventions import load_json
 from api.openapi import doc
-from api.schemas import INT_ID_RULE, MAX_ID, MAX_INT_ID
+from api.schemas import INT_ID_RULE, MAX_ID, MAX_INT_ID, Text, Time
 from campaigns import kinds, results, services
 from campaigns.models import Campaign, CampaignKind, CampaignStatus
 from core.extensions import db
@@ -29,7 +30,7 @@ class _Strict(Schema):
 
 
 class ContentSchema(_Strict):
-    subject = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    subject = Text(required=True, min=1, max=300)  # one line: a mail header
     body = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
 
 
@@ -40,14 +41,14 @@ class AudienceSchema(_Strict):
 
 
 class CampaignInSchema(_Strict):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = Text(required=True, min=1, max=200)
     kind = fields.String(load_default=CampaignKind.ANNOUNCEMENT.value,
                          validate=validate.OneOf([k.value for k in CampaignKind]))
     audience = fields.Nested(AudienceSchema, load_default=None, allow_none=True)
     contents = fields.Dict(keys=fields.String(validate=validate.OneOf(LANGUAGES)),
                            values=fields.Nested(ContentSchema), load_default=dict)
     sender = fields.Email(allow_none=True, load_default=None)
-    send_at = fields.AwareDateTime(allow_none=True, load_default=None, default_timezone=None)
+    send_at = Time(allow_none=True, load_default=None, default_timezone=None)
     rate_per_minute = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1, max=1_000_000))
     respect_quiet_hours = fields.Boolean(load_default=False)
     settings = fields.Dict(allow_none=True)  # kind-specific: campaigns.kinds, docs/actions.md
@@ -155,7 +156,14 @@ class StatsOut(_Open):
     skipped = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     total = fields.Integer(required=True)
     progress = fields.Float(required=True)
-    possible_duplicates = fields.Integer(required=True)
+    possible_duplicates = fields.Integer(required=True, metadata={
+        "description": "sent deliveries that may have reached the server twice (a lost worker's lease, "
+                       "or a connection dropped after the whole message), each resent with the same Message-ID"})
+    sent_after_stop = fields.Integer(required=True, metadata={
+        "description": "sent deliveries whose supporter withdrew while the SMTP transaction was under way"})
+    complaints = fields.Integer(required=True, metadata={"description": "spam complaints (ARF abuse reports)"})
+    complaint_rate = fields.Float(required=True, metadata={"description": "complaints / sent; above "
+                                  "COMPLAINT_PAUSE_PERCENT the campaign pauses itself"})
     launched_at = fields.DateTime(allow_none=True, required=True)
     finished_at = fields.DateTime(allow_none=True, required=True)
     results = fields.Dict(required=True, metadata={"description": "as GET /campaigns/{id}/results"})
@@ -166,13 +174,6 @@ class BounceOut(_Open):
     campaign_id = fields.Integer(required=True)
     status = fields.String(required=True)
     suppressed = fields.Boolean(required=True)
-
-
-def _json() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationError({"body": ["expected a JSON object"]})
-    return data
 
 
 def _actor() -> dict[str, Any]:
@@ -218,7 +219,7 @@ def list_campaigns():
 @doc("Create a draft campaign", tag="Campaigns", body=CampaignInSchema, response=CampaignOut, status=201)
 @require("manager")
 def create_campaign():
-    data = CampaignInSchema().load(_json())
+    data = load_json(CampaignInSchema())
     campaign = services.create_campaign(data, _actor(), owner_email=current_principal().user.email)
     return dump(campaign), 201, {"Location": f"/api/v1/campaigns/{campaign.id}"}
 
@@ -234,7 +235,7 @@ def get_campaign(campaign_id: int):
 @doc("Change a draft campaign (fields given replace)", tag="Campaigns", body=CampaignInSchema, response=CampaignOut, errors=(409,))
 @require("manager")
 def update_campaign(campaign_id: int):
-    data = CampaignInSchema(partial=True).load(_json())
+    data = load_json(CampaignInSchema(), partial=True)
     return dump(services.update_campaign(campaign_id, data, _actor()))
 
 
@@ -249,7 +250,7 @@ def preview_campaign(campaign_id: int):
 @doc("Send a test message to one address", tag="Campaigns", body=TestSendSchema, response=TestSendOut, errors=(409,))
 @require("manager")
 def test_campaign(campaign_id: int):
-    data = TestSendSchema().load(_json())
+    data = load_json(TestSendSchema())
     return services.send_test(campaign_id, data["to"], data["language"])
 
 
@@ -296,6 +297,6 @@ def campaign_stats(campaign_id: int):
 @require("manager")
 def report_bounce():
     """Report a bounce: {"message_id": "<d12.c3@example.org>", "type": "hard"|"soft", "reason": "…"}."""
-    data = BounceSchema().load(_json())
+    data = load_json(BounceSchema())
     return services.report_bounce(data["message_id"], data["delivery_id"], hard=data["type"] == "hard",
                                   reason=data["reason"])

@@ -11,9 +11,10 @@ import re
 from datetime import datetime
 from typing import Any
 
-from flask import Response, request
+from flask import Response, current_app, request
 from marshmallow import Schema, ValidationError, fields
 from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.auth import current_principal
 from core.accounts import record_audit
@@ -35,47 +36,70 @@ class PreconditionFailed(DomainError):
     title = "Precondition failed"
 
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-MAX_BODY = 1_000_000  # a request body beyond 1 MB is certainly not a supporter or a segment
+# Text no field may hold: NUL and the other control characters (TAB, LF and CR are text) and
+# unpaired UTF-16 surrogates, which no database stores and no mail may carry.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+FORBIDDEN_TEXT = "must not contain NUL or other control characters, nor unpaired surrogates"
+MAX_DEPTH = 32  # nesting of a JSON body: the deepest real one (a segment filter) needs about 20
 
 
-def json_body() -> Any:
-    """The request body parsed as JSON; 415 unless it is JSON, 400 if it does not parse."""
+def json_body(*, optional: bool = False) -> Any:
+    """The request body parsed as JSON: the one reader behind every API write.
+
+    415 unless it is JSON (an empty body is None when `optional`), 413 beyond MAX_CONTENT_LENGTH,
+    400 if it does not parse or nests deeper than MAX_DEPTH, 422 naming the field of any string
+    with control characters or unpaired surrogates.
+    """
+    if optional and not request.content_length and not request.headers.get("Transfer-Encoding"):
+        return None
     if not request.is_json:
         raise UnsupportedMediaType("send the body as JSON with 'Content-Type: application/json'")
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise MalformedJson(f"the body is larger than {MAX_BODY} bytes")
-    raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    if limit is not None and request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge()
+    raw = request.get_data(cache=True)  # raises 413 past the limit, also for a chunked body
+    if optional and not raw.strip():
+        return None
     try:
         # parse_constant: NaN and Infinity are not JSON, though Python's parser accepts them.
         data = json.loads(raw or b"null", parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise MalformedJson(f"the body nests deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:
         raise MalformedJson(f"the body is not valid JSON: {exc}") from None
-    _check_strings(data, "body")
+    check_text(data, "body")
     return data
 
 
-def _check_strings(value: Any, path: str) -> None:
-    """Refuse text no database can store: NUL characters and unpaired UTF-16 surrogates."""
+def check_text(value: Any, path: str, depth: int = 0) -> None:
+    """Refuse (422, naming the field) strings no field may hold, anywhere in a parsed body."""
+    if depth > MAX_DEPTH:
+        raise MalformedJson(f"the body nests deeper than {MAX_DEPTH} levels")
     if isinstance(value, str):
-        if _UNSTORABLE.search(value):
-            raise ValidationFailed({path: ["must not contain NUL characters or unpaired surrogates"]})
+        if _FORBIDDEN.search(value):
+            raise ValidationFailed({path: [FORBIDDEN_TEXT]})
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_strings(key, path)
-            _check_strings(item, f"{key}" if path == "body" else f"{path}.{key}")
+            inner = f"{key}" if path == "body" else f"{path}.{key}"
+            check_text(key, inner, depth + 1)
+            check_text(item, inner, depth + 1)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _check_strings(item, f"{path}[{i}]")
+            check_text(item, f"{path}[{i}]", depth + 1)
 
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not a JSON value")
 
 
-def load_json(schema: Schema, *, partial: bool = False) -> dict[str, Any]:
-    """Parse the JSON body and load it through `schema` (422 with every field error)."""
-    data = json_body()
+def load_json(schema: Schema, *, partial: bool = False, optional: bool = False) -> dict[str, Any]:
+    """Parse the JSON body and load it through `schema` (422 with every field error).
+
+    `optional`: a request without a body loads as `{}` (the schema's defaults).
+    """
+    data = json_body(optional=optional)
+    if data is None and optional:
+        data = {}
     if not isinstance(data, dict):
         raise ValidationError({"body": ["must be a JSON object"]})
     return schema.load(data, partial=partial)
@@ -88,7 +112,14 @@ def load_query(schema: Schema) -> dict[str, Any]:
     for name in args:
         field = schema.fields.get(name)
         data[name] = args.getlist(name) if isinstance(field, fields.List) else args.get(name)
+        check_text(data[name], name)
     return schema.load(data)
+
+
+def public_url(path: str) -> str:
+    """An absolute URL for a path of ours: always on PUBLIC_BASE_URL, never on the request's `Host`,
+    which the client chooses (a link to `Host: evil.example` would hand our tokens to that site)."""
+    return current_app.config["PUBLIC_BASE_URL"] + path
 
 
 def etag_for(*parts: Any) -> str:

@@ -15,9 +15,10 @@ from marshmallow import EXCLUDE, INCLUDE, Schema, fields, validate
 
 from api import bp
 from api.auth import current_principal, require
+from api.conventions import check_text, load_json, public_url
 from api.errors import problem
 from api.openapi import doc
-from api.schemas import MAX_INT_ID
+from api.schemas import MAX_INT_ID, Text, Time
 from core.accounts import record_audit
 from core.errors import ValidationFailed
 from core.extensions import db
@@ -34,7 +35,7 @@ from supporters.transfer_jobs import (
     transfer_dir,
 )
 
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+FORM_OVERHEAD = 1024 * 1024  # the multipart envelope and the option fields around the CSV
 
 
 class SupporterExportSchema(Schema):
@@ -47,7 +48,7 @@ class SupporterExportSchema(Schema):
     segment_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_INT_ID))
     status = fields.List(fields.String(validate=validate.OneOf([s.value for s in SupporterStatus])), load_default=list)
     kind = fields.List(fields.String(validate=validate.OneOf([k.value for k in SupporterKind])), load_default=list)
-    tags = fields.List(fields.String(), load_default=list)
+    tags = fields.List(Text(max=100), load_default=list)
     language = fields.List(fields.String(validate=validate.OneOf(LANGUAGES)), load_default=list)
     country = fields.List(fields.String(validate=validate.Length(equal=2)), load_default=list)
     joined_after = fields.String(load_default=None)
@@ -59,7 +60,7 @@ class ConsentExportSchema(Schema):
         unknown = EXCLUDE
 
     format = fields.String(load_default="csv", validate=validate.OneOf(transfer.FORMATS))
-    since = fields.AwareDateTime(load_default=None, default_timezone=UTC)
+    since = Time(load_default=None, default_timezone=UTC)
 
 
 class ImportSchema(Schema):
@@ -121,7 +122,7 @@ def job_body(record: TransferJob) -> dict:
         from core.db import utcnow
 
         body["download"] = {
-            "url": url_for("api.download_transfer", job_id=record.id, token=token, _external=True),
+            "url": public_url(url_for("api.download_transfer", job_id=record.id, token=token)),
             "expires_at": (utcnow() + timedelta(seconds=max_age)).isoformat(),
         }
     return body
@@ -144,6 +145,20 @@ def _label() -> str | None:
     return principal.label if principal else None
 
 
+def _owner() -> dict:
+    principal = current_principal()
+    return {"requested_by_user_id": principal.user.id}
+
+
+def may_see(principal, record: TransferJob) -> bool:
+    """Admins see every job; others only their own, and never an import (it holds raw personal data)."""
+    if principal.role.allows("admin"):
+        return True
+    if record.kind is TransferKind.IMPORT_SUPPORTERS:
+        return False
+    return record.requested_by_user_id is not None and record.requested_by_user_id == principal.user.id
+
+
 def _audit(action: str, record: TransferJob) -> None:
     principal = current_principal()
     record_audit(action, actor_type=principal.kind, actor_id=principal.user.id, actor_label=principal.label,
@@ -151,11 +166,11 @@ def _audit(action: str, record: TransferJob) -> None:
 
 
 @bp.post("/exports/supporters")
-@doc("Start an export of supporters (filters as in the CLI)", tag="Jobs", body=SupporterExportSchema, response=JobOut, status=202, errors=(404,), headers={"Location": {"schema": {"type": "string"}}})
+@doc("Start an export of supporters (filters as in the CLI)", tag="Jobs", body=SupporterExportSchema, body_optional=True, response=JobOut, status=202, errors=(404,), headers={"Location": {"schema": {"type": "string"}}})
 @require("manager")
 def start_supporter_export():
     """Start an export of supporters (same filters as the CLI); poll the returned job."""
-    data = SupporterExportSchema().load(request.get_json(silent=True) or {})
+    data = load_json(SupporterExportSchema(), optional=True)
     selection = {"segment_id": data["segment_id"], "filter": data["filter"], "status": data["status"],
                  "kind": data["kind"], "tags": data["tags"], "language": data["language"],
                  "country": [c.upper() for c in data["country"]], "joined_after": data["joined_after"],
@@ -165,7 +180,7 @@ def start_supporter_export():
     names = transfer.check_fields(requested, transfer.SUPPORTER_FIELDS, transfer.DEFAULT_SUPPORTER_FIELDS)
     transfer.Selection(**selection).where()
     record = create_job(TransferKind.EXPORT_SUPPORTERS, {"format": data["format"], "fields": ",".join(names),
-                                                         "selection": selection}, _label())
+                                                         "selection": selection}, _label(), **_owner())
     _audit("transfer.export", record)
     db.session.commit()
     start(record)
@@ -173,13 +188,13 @@ def start_supporter_export():
 
 
 @bp.post("/exports/consents")
-@doc("Start an export of the consent ledger", tag="Jobs", body=ConsentExportSchema, response=JobOut, status=202, headers={"Location": {"schema": {"type": "string"}}})
+@doc("Start an export of the consent ledger", tag="Jobs", body=ConsentExportSchema, body_optional=True, response=JobOut, status=202, headers={"Location": {"schema": {"type": "string"}}})
 @require("manager")
 def start_consent_export():
     """Start an export of the consent ledger."""
-    data = ConsentExportSchema().load(request.get_json(silent=True) or {})
+    data = load_json(ConsentExportSchema(), optional=True)
     params = {"format": data["format"], "since": data["since"].isoformat() if data["since"] else None}
-    record = create_job(TransferKind.EXPORT_CONSENTS, params, _label())
+    record = create_job(TransferKind.EXPORT_CONSENTS, params, _label(), **_owner())
     _audit("transfer.export", record)
     db.session.commit()
     start(record)
@@ -187,18 +202,21 @@ def start_consent_export():
 
 
 @bp.post("/imports/supporters")
-@doc("Import a CSV as a job", tag="Jobs", response=JobOut, status=202, errors=(422,), headers={"Location": {"schema": {"type": "string"}}}, description=(
-    "Upload the CSV as the multipart field `file`; the other form fields are the CLI's options: "
-    + ", ".join(f"`{name}`" for name in ImportSchema._declared_fields) + "."))
+@doc("Import a CSV as a job", tag="Jobs", response=JobOut, status=202, errors=(413, 422), headers={"Location": {"schema": {"type": "string"}}}, description=(
+    "Upload the CSV as the multipart field `file` (at most IMPORT_MAX_BYTES); the other form fields are the "
+    "CLI's options: " + ", ".join(f"`{name}`" for name in ImportSchema._declared_fields) + "."))
 @require("admin")
 def start_supporter_import():
     """Upload a CSV (multipart field `file`) and import it as a job; options as in the CLI."""
-    from supporters.transfer_import import ImportOptions, check_options, parse_mapping, parse_timestamp
+    from supporters.import_source import ImportOptions, check_options, parse_mapping, parse_timestamp
 
+    max_bytes = current_app.config["IMPORT_MAX_BYTES"]
+    request.max_content_length = max_bytes + FORM_OVERHEAD  # this endpoint alone takes more than a JSON body
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ValidationFailed({"file": ["upload the CSV as the multipart field 'file'"]})
     form = {k: request.form.getlist(k) if k == "tag" else v for k, v in request.form.items()}
+    check_text(form, "body")
     data = ImportSchema().load(form)
     opts = ImportOptions(path="", mapping=parse_mapping(data["map"]), encoding=data["encoding"],
                          delimiter=data["delimiter"], kind=data["kind"], language=data["language"],
@@ -213,17 +231,17 @@ def start_supporter_import():
         size = 0
         while chunk := upload.stream.read(1 << 20):
             size += len(chunk)
-            if size > MAX_UPLOAD_BYTES:
+            if size > max_bytes:
                 out.close()
                 os.unlink(path)
-                raise ValidationFailed({"file": [f"larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB"]})
+                raise ValidationFailed({"file": [f"larger than {max_bytes // (1024 * 1024)} MB"]})
             out.write(chunk)
     params = {"mapping": opts.mapping, "encoding": opts.encoding, "delimiter": opts.delimiter, "kind": opts.kind,
               "language": opts.language, "tags": opts.tags, "consent_note": opts.consent_note,
               "consented_at": opts.consented_at.isoformat() if opts.consented_at else None,
               "send_opt_in": opts.send_opt_in, "update": opts.update, "dry_run": opts.dry_run,
               "filename": os.path.basename(upload.filename)[:200]}
-    record = create_job(TransferKind.IMPORT_SUPPORTERS, params, _label(), file_path=path)
+    record = create_job(TransferKind.IMPORT_SUPPORTERS, params, _label(), file_path=path, **_owner())
     _audit("transfer.import", record)
     db.session.commit()
     start(record)
@@ -231,12 +249,13 @@ def start_supporter_import():
 
 
 @bp.get("/jobs/<int:job_id>")
-@doc("The state of an export or import job", tag="Jobs", response=JobOut)
+@doc("The state of an export or import job", tag="Jobs", response=JobOut, description=(
+    "Visible to the user who started it and to admins; imports to admins only. Anyone else gets 404."))
 @require("manager")
 def get_transfer_job(job_id: int):
     """The state of an export or import job, with a download link (expiring) once it is done."""
     record = db.session.get(TransferJob, job_id)
-    if record is None:
+    if record is None or not may_see(current_principal(), record):
         return problem(404, "Not found", f"no job {job_id}")
     return job_body(record)
 

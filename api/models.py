@@ -23,6 +23,9 @@ class IdempotencyKey(db.Model):
     status_code: Mapped[int | None] = mapped_column(sa.SmallInteger)  # NULL while the first request runs
     response_body: Mapped[str | None] = mapped_column(sa.Text)
     location: Mapped[str | None] = mapped_column(sa.String(300))
+    # The response carried a secret (a new API token): `response_body` holds it without the secret,
+    # and a replay answers 410 instead of showing the secret a second time.
+    secret_withheld: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     __table_args__ = (sa.UniqueConstraint("scope", "key", name="uq_idempotency_keys_scope_key"),)

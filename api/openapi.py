@@ -32,13 +32,18 @@ _RULE_ARG = re.compile(r"<(?:(?P<conv>[^:<>]+):)?(?P<name>\w+)>")
 def doc(summary: str, *, tag: str, description: str | None = None, query: type[Schema] | None = None,
         body: type[Schema] | None = None, response: type[Schema] | None = None, status: int = 200,
         errors: tuple[int, ...] = (), headers: dict[str, dict] | None = None, public: bool = False,
-        idempotent: bool = False, etag: bool = False):
-    """Describe an operation for the OpenAPI document; applied outside `require`."""
+        idempotent: bool = False, etag: bool = False, body_optional: bool = False):
+    """Describe an operation for the OpenAPI document; applied outside `require`.
+
+    Every operation with a body also documents 413 (beyond MAX_CONTENT_LENGTH) and 422 (a field
+    with control characters, among others); `body_optional`: no body means the schema's defaults.
+    """
 
     def decorate(view):
         view.api_doc = {"summary": summary, "tag": tag, "description": description, "query": query,
                         "body": body, "response": response, "status": status, "errors": errors,
-                        "headers": headers or {}, "public": public, "idempotent": idempotent, "etag": etag}
+                        "headers": headers or {}, "public": public, "idempotent": idempotent, "etag": etag,
+                        "body_optional": body_optional}
         return view
 
     return decorate
@@ -87,7 +92,8 @@ def _operation(view, method: str, path_params: list[dict]) -> dict:
                                  "description": "The ETag you read; a changed resource gives 412.",
                                  "schema": {"type": "string", "maxLength": 200}})
     if meta["body"] is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": meta["body"]}}}
+        op["requestBody"] = {"required": not meta.get("body_optional"),
+                             "content": {"application/json": {"schema": meta["body"]}}}
     status = meta["status"]
     success: dict = {"description": HTTPStatus(status).phrase}
     if meta["response"] is not None:
@@ -101,7 +107,7 @@ def _operation(view, method: str, path_params: list[dict]) -> dict:
 
     codes = set(meta["errors"]) | {400}
     if meta["body"] is not None:
-        codes |= {415, 422}
+        codes |= {413, 415, 422}
     if meta["query"] is not None:
         codes.add(422)
     if path_params:
@@ -196,4 +202,9 @@ def openapi_page():
     body = "".join(f"<h2>{escape(tag)}</h2>{''.join(items)}" for tag, items in sorted(by_tag.items()))
     page = _PAGE.format(title=escape(document["info"]["title"]),
                         description=escape(document["info"].get("description", "")), body=body)
-    return Response(page, mimetype="text/html")
+    response = Response(page, mimetype="text/html")
+    # Its one <style> element is all it loads (core.hygiene adds the other security headers).
+    response.headers["Content-Security-Policy"] = ("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+                                                   "form-action 'none'; frame-ancestors 'none'")
+    response.headers["X-Frame-Options"] = "DENY"
+    return response

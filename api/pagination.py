@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import sqlalchemy as sa
 from flask import request
 
+from api.conventions import public_url
 from api.schemas import MAX_ID
 from core.errors import DomainError
 
@@ -40,10 +41,10 @@ def decode_cursor(cursor: str) -> int:
 
 
 def next_url(cursor: str) -> str:
-    """This request's URL with the same filters and the new cursor."""
+    """This request's URL with the same filters and the new cursor, on PUBLIC_BASE_URL (never `Host`)."""
     args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"]
     args.append(("cursor", cursor))
-    return f"{request.base_url}?{urlencode(args)}"
+    return public_url(f"{request.path}?{urlencode(args)}")
 
 
 def keyset_page(query: sa.Select, key: sa.ColumnElement, args: dict[str, Any],

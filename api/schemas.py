@@ -11,6 +11,8 @@ from functools import cache
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from core.db import EARLIEST_YEAR, LATEST_YEAR, within_bounds
+
 # Database ids are positive; bigger numbers than the column holds cannot name a row (and PostgreSQL
 # would raise an overflow instead of finding nothing). BigInteger keys (supporters, consent events,
 # audit events): 64 bits; Integer keys (tags, segments, users, tokens): 32 bits.
@@ -47,6 +49,18 @@ class Text(fields.String):
         return text.strip()
 
 
+class Time(fields.AwareDateTime):
+    """An ISO 8601 time with a zone (naive ones take `default_timezone`), within the years 1900–2200."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and len(value) > 40:
+            raise ValidationError("not an ISO 8601 date-time")
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        if not within_bounds(parsed):
+            raise ValidationError(f"must lie between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
+        return parsed
+
+
 class Id(fields.Integer):
     """A row id in a body or query; `maximum=MAX_INT_ID` for the 32-bit keys."""
 
@@ -69,6 +83,8 @@ class Problem(Schema):
     status = fields.Integer(required=True)
     detail = fields.String()
     errors = fields.List(fields.Nested(FieldError), metadata={"description": "validation errors only"})
+    created = fields.Dict(metadata={"description": "secret-shown-once only (410): what the first request "
+                                                   "created, without its secret"})
 
 
 @cache

@@ -7,7 +7,7 @@ import functools
 import sqlalchemy as sa
 from flask import jsonify
 from flask_limiter.util import get_remote_address
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 from marshmallow import fields, validate
 
@@ -92,7 +92,12 @@ def who_am_i():
 
 
 @bp.delete("/session")
-@doc("Sign out (ends the session cookie)", tag="Session", status=204, public=True)
+@doc("Sign out: ends this user's sessions on every device (the cookie is worthless from now on)",
+     tag="Session", status=204, public=True)
 def sign_out():
+    if current_user.is_authenticated:
+        # Clearing the cookie is not enough: a copy of it (another tab, a stolen one) would still work.
+        current_user.end_sessions()
+        db.session.commit()
     logout_user()
     return "", 204

@@ -17,7 +17,7 @@ from api.conventions import audit, check_if_match, etag_for, load_json, load_que
 from api.idempotency import idempotent
 from api.openapi import doc
 from api.pagination import keyset_page
-from api.schemas import ID_RULE, MAX_INT_ID, ApiSchema, Id, PageQuery, Text, page_of
+from api.schemas import ID_RULE, MAX_INT_ID, ApiSchema, Id, PageQuery, Text, Time, page_of
 from core.extensions import db
 from core.queues import get_queue
 from supporters import manage
@@ -91,8 +91,8 @@ class SupporterQuery(PageQuery):
                       metadata={"description": "repeatable; supporters with every one of these tags"})
     language = fields.String(validate=validate.OneOf(LANGUAGES))
     country = Country()
-    joined_after = fields.AwareDateTime(default_timezone=UTC, metadata={"description": "created at or after"})
-    joined_before = fields.AwareDateTime(default_timezone=UTC, metadata={"description": "created before"})
+    joined_after = Time(default_timezone=UTC, metadata={"description": "created at or after"})
+    joined_before = Time(default_timezone=UTC, metadata={"description": "created before"})
     referred_by = Id(strict=False, metadata={"description": "id of the supporter who referred them"})
     q = Text(max=100, min=1, metadata={"description": "text search in name and email (contains, case-insensitive)"})
 
@@ -129,7 +129,7 @@ class SupporterPatch(ApiSchema):
     country = Country(allow_none=True)
     timezone = Text(max=64, allow_none=True, validate=_timezone)
     asks_per_month = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=100))
-    paused_until = fields.AwareDateTime(default_timezone=UTC, allow_none=True)
+    paused_until = Time(default_timezone=UTC, allow_none=True)
 
 
 class TaggingIn(ApiSchema):

@@ -11,7 +11,7 @@ from marshmallow import fields, validate
 from api import bp
 from api.auth import current_principal, require
 from api.conventions import audit, load_json, load_query
-from api.idempotency import idempotent
+from api.idempotency import idempotent, withhold_from_replay
 from api.openapi import doc
 from api.pagination import keyset_page
 from api.schemas import INT_ID_RULE, MAX_INT_ID, ApiSchema, Id, PageQuery, Text, page_of
@@ -154,7 +154,9 @@ def list_tokens():
 
 @bp.post("/tokens")
 @doc("Create an API token; the response holds its secret, once", tag="Users and tokens", body=TokenIn,
-     response=NewTokenOut, status=201, errors=(409,), idempotent=True)
+     response=NewTokenOut, status=201, errors=(409, 410), idempotent=True, description=(
+         "With an `Idempotency-Key`, a replay does not show the secret again: it answers 410 "
+         "(`/api/v1/problems/secret-shown-once`) with the token's other fields under `created`."))
 @require("admin")
 @idempotent
 def create_token_():
@@ -170,6 +172,7 @@ def create_token_():
     db.session.flush()
     audit("token.create", "token", token.id, {"user_id": user.id, "role": token.role.value, "prefix": token.prefix})
     db.session.commit()
+    withhold_from_replay("secret")
     response = jsonify(_token_out(token, NewTokenOut, secret=secret))
     response.status_code = 201
     return response

@@ -1,4 +1,4 @@
-"""`flask campaigns list | show ID [--watch] | pause ID | resume ID | cancel ID | sweep [--loop]`."""
+"""`flask campaigns list | show | pause | resume | cancel | sweep`, `flask demo`, `flask export campaign ID`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,15 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from campaigns import services
-from campaigns.engine import start_sweeper_thread, sweep
+from campaigns.demo import demo_command
+from campaigns.export import campaign_select
 from campaigns.models import Campaign
+from campaigns.sweeper import start_sweeper_thread, sweep
 from core.errors import DomainError
 from core.extensions import db
+from supporters import transfer
+from supporters.cli_common import fail, output_stream, progress_bar, show_progress
+from supporters.cli_export import export_group
 
 campaigns = AppGroup("campaigns", help="Campaigns and the sending engine.")
 CLI_ACTOR = {"actor_type": "cli"}
@@ -64,7 +69,10 @@ def show_command(campaign_id: int, watch: bool, interval: float) -> None:
     if s["skipped"]:
         click.echo("Skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(s["skipped"].items())))
     if s["possible_duplicates"]:
-        click.echo(f"Possible duplicates (resent after a lost worker): {s['possible_duplicates']}")
+        click.echo(f"Possible duplicates (resent after a lost worker or a dropped connection): "
+                   f"{s['possible_duplicates']}")
+    if s["sent_after_stop"]:
+        click.echo(f"Sent while the supporter withdrew (transaction already under way): {s['sent_after_stop']}")
     click.echo(_progress_line(s))
     while watch and s["status"] in ("sending", "scheduled"):
         time.sleep(interval)
@@ -104,7 +112,33 @@ def sweep_command(loop: bool) -> None:
         time.sleep(current_app.config["CAMPAIGN_SWEEP_SECONDS"])
 
 
+@click.command("campaign")
+@click.argument("campaign_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option("--output", "-o", metavar="FILE", help="Write to FILE instead of standard output.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+def export_campaign_command(campaign_id, fmt, output, quiet):
+    """Export a campaign's deliveries with outcome, clicks and actions per supporter, streaming."""
+    # An id beyond the column's range cannot exist (and PostgreSQL would refuse to compare it).
+    exists = 0 < campaign_id < 2**31 and db.session.get(Campaign, campaign_id) is not None
+    db.session.rollback()
+    if not exists:
+        fail(f"no campaign {campaign_id}", 1)
+    stmt = campaign_select(campaign_id, fmt == "csv")
+    bar = show_progress(quiet)
+    total = transfer.count(stmt) if bar else None
+    with output_stream(output) as out, progress_bar(bar, total, "Exporting deliveries") as update:
+        rows = transfer.write(stmt, out, fmt, update)
+    db.session.rollback()
+    if not quiet:
+        click.echo(f"Exported {rows} deliveries of campaign {campaign_id}"
+                   f"{f' to {output}' if output and output != '-' else ''}.", err=True)
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(campaigns)
+    app.cli.add_command(demo_command)
+    # `flask export campaign` joins the supporters' export group (this module is initialised after it).
+    export_group.add_command(export_campaign_command)
     # Every `flask worker` also sweeps periodically (one sweep per interval across all workers).
     app.extensions.setdefault("worker_startup", []).append(start_sweeper_thread)

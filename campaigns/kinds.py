@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from campaigns.actions import CampaignSettings
 from campaigns.models import Campaign, CampaignKind
 from campaigns.review_rules import ALL_KINDS, SITES, check_review_campaign
-from core.db import utcnow
+from core.db import utcnow, within_bounds
 from core.errors import ValidationFailed
 from core.extensions import db
 from supporters.models import LANGUAGES
@@ -144,7 +144,7 @@ def parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else None
+    return parsed if parsed.tzinfo is not None and within_bounds(parsed) else None
 
 
 # --- the audience's possible supporter kinds, for the review rule table -------------------------

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import BigIntPK, str_enum, utcnow
 from core.extensions import db
+from core.stopmarks import on_stop
 from supporters.privacy import export_section
 
 
@@ -130,9 +131,14 @@ class Delivery(db.Model):
     enqueued_at: Mapped[datetime | None]  # when a job for it was last queued (the sweeper's clue)
     next_attempt_at: Mapped[datetime | None]  # retry backoff, quiet hours, domain throttle
     lease_until: Mapped[datetime | None]
-    # Set when a lease expired and the delivery went back to the queue: the only case where the
-    # same message (same Message-ID) may reach the server twice.
+    # Possibly duplicated: set when a lease expired and the delivery went back to the queue, or
+    # when the server dropped the connection after the whole message (it may have kept it) and the
+    # delivery is retried. The only cases where the same message (same Message-ID) may reach the
+    # server twice.
     reclaimed: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    # The supporter withdrew (core.stopmarks) while a worker held this delivery: if it was sent,
+    # its SMTP transaction had begun before the withdrawal was answered (counted in stats).
+    in_flight_at_stop: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     sent_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(sa.String(500))
 
@@ -155,6 +161,14 @@ def _sqlite_functions(dbapi_connection, _record) -> None:
     """SQLite has no SHA-256: the snapshot matches suppressions through this function."""
     if isinstance(dbapi_connection, sqlite3.Connection):
         dbapi_connection.create_function("sp_sha256_hex", 1, _sha256_hex, deterministic=True)
+
+
+@on_stop
+def _flag_in_flight(supporter_ids: list[int]) -> None:
+    """In the withdrawing transaction: mark the supporters' deliveries a worker holds right now."""
+    db.session.execute(sa.update(Delivery).where(Delivery.supporter_id.in_(supporter_ids),
+                                                 Delivery.status == DeliveryStatus.SENDING)
+                       .values(in_flight_at_stop=True).execution_options(synchronize_session=False))
 
 
 @export_section("deliveries")

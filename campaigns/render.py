@@ -31,6 +31,9 @@ _SENTINEL_RE = re.compile(r"zqzph(\d+)zqz")
 # A link's URL may hold balanced parentheses, as CommonMark allows (https://en.wikipedia.org/wiki/X_(y)).
 URL_IN_PARENS = r"(?:[^()\s]|\([^()\s]*\))+"
 _LINK = re.compile(r"!?\[([^\]]*)\]\((" + URL_IN_PARENS + r")(?:\s+\"[^\"]*\")?\)")
+# Inline Markdown links `[label](https://… "title")` and autolinks `<https://…>`.
+_INLINE = re.compile(r"(\]\()(https?://" + URL_IN_PARENS + r")((?:\s+\"[^\"]*\")?\))")
+_AUTOLINK = re.compile(r"<(https?://[^>\s]+)>")
 
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
 _ALLOWED_TAGS = {"a", "p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "blockquote", "code", "pre",
@@ -51,6 +54,22 @@ def check_placeholders(fields: dict[str, str]) -> None:
                              f"known: {', '.join('{{' + p + '}}' for p in PLACEHOLDERS)}"]
     if errors:
         raise ValidationFailed(errors)
+
+
+def body_urls(body: str) -> list[str]:
+    return [m.group(2) for m in _INLINE.finditer(body)] + [m.group(1) for m in _AUTOLINK.finditer(body)]
+
+
+def link_sentinels(body: str, links: dict[str, str], first: int, sentinel: str) -> tuple[str, dict[str, str]]:
+    """Replace each tracked URL in the Markdown by a slot sentinel; return the body and {url: slot}."""
+    order = list(links)
+
+    def slot(url: str) -> str:
+        return sentinel.format(first + order.index(url))
+
+    body = _INLINE.sub(lambda m: m.group(1) + slot(m.group(2)) + m.group(3) if m.group(2) in links else m.group(0), body)
+    body = _AUTOLINK.sub(lambda m: f"[{m.group(1)}]({slot(m.group(1))})" if m.group(1) in links else m.group(0), body)
+    return body, {url: links[url] for url in order}
 
 
 def _to_sentinels(text: str) -> str:
@@ -124,8 +143,6 @@ class CompiledContent:
         check_placeholders({"subject": subject, "body": body})
         slots, defaults = PLACEHOLDERS, ("",) * len(PLACEHOLDERS)
         if links:
-            from campaigns.tracking import link_sentinels
-
             body, extra = link_sentinels(body, links, len(PLACEHOLDERS), _SENTINEL)
             slots, defaults = slots + tuple(extra.values()), defaults + tuple(extra)
         text, html_body = markdown_to_text(_to_sentinels(body)), markdown_to_html(_to_sentinels(body))

@@ -13,7 +13,9 @@ import sqlalchemy as sa
 from flask import current_app
 
 from campaigns import audience, kinds
-from campaigns.engine import compile_contents, enqueue_pending, suppress_hashes
+from campaigns.bounce_models import complaint_count
+from campaigns.compose import compile_contents
+from campaigns.engine import enqueue_pending
 from campaigns.layout import SAMPLE_CONSENT, campaign_headers, consent_date
 from campaigns.lint import lint_content, spamassassin_score
 from campaigns.models import (
@@ -25,8 +27,10 @@ from campaigns.models import (
     DeliveryStatus,
     SkipReason,
 )
+from campaigns.outcomes import suppress_hashes
 from campaigns.render import check_placeholders, parse_message_id
 from campaigns.states import transition
+from core import stopmarks
 from core.accounts import record_audit
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
@@ -298,17 +302,23 @@ def stats(campaign_id: int) -> dict[str, Any]:
         sa.select(Delivery.skip_reason, sa.func.count())
         .where(Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.SKIPPED)
         .group_by(Delivery.skip_reason)) if reason is not None}
-    possible_duplicates = db.session.execute(
-        sa.select(sa.func.count()).where(Delivery.campaign_id == campaign_id, Delivery.reclaimed.is_(True),
-                                         Delivery.status.in_((DeliveryStatus.SENT, DeliveryStatus.BOUNCED)))
-    ).scalar_one()
+    sent = Delivery.status.in_((DeliveryStatus.SENT, DeliveryStatus.BOUNCED))
+    possible_duplicates, sent_after_stop = db.session.execute(
+        sa.select(sa.func.count().filter(Delivery.reclaimed.is_(True)),
+                  sa.func.count().filter(Delivery.in_flight_at_stop.is_(True)))
+        .where(Delivery.campaign_id == campaign_id, sent)).one()
     total = sum(by_status.values())
     done = total - by_status["queued"] - by_status["sending"]
+    complaints = complaint_count(campaign_id)
+    sent_count = by_status["sent"] + by_status["bounced"]
     db.session.commit()
     return {"id": campaign.id, "status": campaign.status.value, "status_reason": campaign.status_reason,
             "deliveries": by_status, "skipped": skipped, "total": total,
             "progress": round(done / total, 4) if total else 0.0,
             "possible_duplicates": possible_duplicates,
+            "complaints": complaints, "complaint_rate": round(complaints / sent_count, 6) if sent_count else 0.0,
+            # sent to someone who withdrew while the mail was in flight (its SMTP transaction had begun)
+            "sent_after_stop": sent_after_stop,
             "launched_at": campaign.launched_at.isoformat() if campaign.launched_at else None,
             "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None}
 
@@ -335,6 +345,7 @@ def report_bounce(message_id: str | None = None, delivery_id: int | None = None,
         supporter = db.session.get(Supporter, delivery.supporter_id)
         if supporter is not None and supporter.email_normalized:
             suppress_hashes([email_hash(supporter.email_normalized)], SuppressionReason.HARD_BOUNCE)
+            stopmarks.stop(supporter.id, "suppressed")
             suppressed = True
     db.session.commit()
     return {"delivery_id": delivery.id, "campaign_id": delivery.campaign_id, "status": "bounced",

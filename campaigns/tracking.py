@@ -8,7 +8,6 @@ and total. Tokens do not expire: a mail opened a week later still works.
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import sqlalchemy as sa
@@ -17,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from campaigns.actions import Click, Link, LinkPurpose
 from campaigns.models import Campaign, Delivery
-from campaigns.render import URL_IN_PARENS
+from campaigns.render import body_urls
 from core.db import utcnow
 from core.extensions import db
 from core.signing import InvalidToken, make_token, read_token
@@ -25,10 +24,6 @@ from core.signing import InvalidToken, make_token, read_token
 ACT = "act"
 REDIRECT = "r"
 ACTION_PAGE_URL = "act:"  # the pseudo-URL of the Link that counts action-page opens
-
-# Inline Markdown links `[label](https://… "title")` and autolinks `<https://…>`.
-_INLINE = re.compile(r"(\]\()(https?://" + URL_IN_PARENS + r")((?:\s+\"[^\"]*\")?\))")
-_AUTOLINK = re.compile(r"<(https?://[^>\s]+)>")
 
 
 def _base() -> str:
@@ -60,22 +55,6 @@ def read_link_token(token: str) -> tuple[int, int]:
             or not all(isinstance(x, int) and not isinstance(x, bool) for x in payload)):
         raise InvalidToken("malformed")
     return payload[0], payload[1]
-
-
-def body_urls(body: str) -> list[str]:
-    return [m.group(2) for m in _INLINE.finditer(body)] + [m.group(1) for m in _AUTOLINK.finditer(body)]
-
-
-def link_sentinels(body: str, links: dict[str, str], first: int, sentinel: str) -> tuple[str, dict[str, str]]:
-    """Replace each tracked URL in the Markdown by a slot sentinel; return the body and {url: slot}."""
-    order = list(links)
-
-    def slot(url: str) -> str:
-        return sentinel.format(first + order.index(url))
-
-    body = _INLINE.sub(lambda m: m.group(1) + slot(m.group(2)) + m.group(3) if m.group(2) in links else m.group(0), body)
-    body = _AUTOLINK.sub(lambda m: f"[{m.group(1)}]({slot(m.group(1))})" if m.group(1) in links else m.group(0), body)
-    return body, {url: links[url] for url in order}
 
 
 def ensure_links(campaign_id: int, urls: list[str], purpose: LinkPurpose = LinkPurpose.MAIL) -> dict[str, int]:
@@ -146,7 +125,7 @@ def action_page_link(campaign_id: int) -> int:
     return ensure_links(campaign_id, [ACTION_PAGE_URL], LinkPurpose.ACTION)[ACTION_PAGE_URL]
 
 
-def follow(token: str) -> str:
+def follow(token: str, count: bool = True) -> str:
     """Resolve a /r/ token to its stored URL and count the click; raise InvalidToken if anything is off."""
     delivery_id, link_id = read_link_token(token)
     link = db.session.get(Link, link_id)
@@ -162,7 +141,8 @@ def follow(token: str) -> str:
         raise InvalidToken("not a web link")
     if link.purpose == LinkPurpose.VISIT:
         url = with_referral(url, delivery.supporter_id, link.campaign_id)
-    record_click(link.id, delivery.id)
+    if count:
+        record_click(link.id, delivery.id)
     return url
 
 

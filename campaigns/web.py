@@ -20,6 +20,7 @@ from core.extensions import csrf, limiter
 from core.signing import InvalidToken
 from supporters.i18n import negotiate
 from supporters.models import LANGUAGES
+from supporters.signals import supporter_joined
 
 bp = Blueprint("actions", __name__, template_folder="templates")
 
@@ -91,8 +92,9 @@ def act(token: str):
     except InvalidToken:
         return _problem(404, "problem.link")
     _set_language(ctx)
-    if request.method == "GET":
-        acting.record_open(ctx)  # a click, never an action: mail scanners open every link
+    if request.method != "POST":
+        if request.method == "GET":  # a click, never an action; a HEAD (link scanners) is not even that
+            acting.record_open(ctx)
         return _page(ctx, token)
     form = request.form
     try:
@@ -122,7 +124,7 @@ def act(token: str):
 @bp.get("/r/<token>")
 def follow(token: str):
     try:
-        target = tracking.follow(token)
+        target = tracking.follow(token, count=request.method == "GET")  # HEAD: a scanner, not a click
     except InvalidToken:
         return _problem(404, "problem.link")
     return redirect(target, 302)
@@ -152,8 +154,14 @@ def _headers(response):
     return response
 
 
+def _credit_join(_app: Flask, *, email_normalized: str, ref: str | None, campaign_hint: str | None) -> None:
+    """Credit a newcomer who came through a campaign's share link to that campaign (supporters' signal)."""
+    acting.note_join(email_normalized, ref, campaign_hint)
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    supporter_joined.connect(_credit_join, app)
     csrf.exempt(bp)
     from campaigns.cli_actions import register
 

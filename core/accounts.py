@@ -48,6 +48,9 @@ class AdminUser(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # Part of every session's id (`get_id`): raising it ends all of the user's sessions server-side
+    # (sign-out, password change), since a signed session cookie cannot be recalled otherwise.
+    session_version: Mapped[int] = mapped_column(sa.Integer, default=1, server_default="1")
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
@@ -55,8 +58,17 @@ class AdminUser(UserMixin, db.Model):
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
         return self.active
 
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version or 1}"
+
+    def end_sessions(self) -> None:
+        """Make every session cookie issued so far for this user worthless."""
+        self.session_version = (self.session_version or 1) + 1
+
     def set_password(self, password: str) -> None:
         check_password_strength(password, self.email)
+        if self.password_hash:  # a change, not the first password: sessions made with the old one end
+            self.end_sessions()
         self.password_hash = _hasher.hash(password)
 
     def check_password(self, password: str) -> bool:
@@ -71,11 +83,15 @@ class AdminUser(UserMixin, db.Model):
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> AdminUser | None:
-    if not user_id.isdigit():
+def _load_user(session_id: str) -> AdminUser | None:
+    """The user of a session id `<user id>:<session version>`; None once that version has ended."""
+    user_id, _, version = session_id.partition(":")
+    if not (user_id.isdigit() and version.isdigit()) or len(user_id) > 10:
         return None
     user = db.session.get(AdminUser, int(user_id))
-    return user if user is not None and user.active else None
+    if user is None or not user.active or user.session_version != int(version):
+        return None
+    return user
 
 class ApiToken(db.Model):
     """A bearer token: only its SHA-256 is stored; the prefix finds the row without a scan."""

@@ -26,6 +26,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Times outside these years are refused at the edges (API, filters): year 1 or 9999 with an offset
+# overflows once shifted to UTC, and no supporter joined, nor will a campaign run, outside them.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2200
+
+
+def within_bounds(value: datetime) -> bool:
+    """Whether a time lies in the years EARLIEST_YEAR..LATEST_YEAR (checked before any UTC shift)."""
+    return EARLIEST_YEAR <= value.year <= LATEST_YEAR
+
+
 class UTCDateTime(sa.TypeDecorator):
     """Timezone-aware UTC datetimes on both engines (SQLite stores them naive)."""
 

@@ -13,6 +13,7 @@ import smtplib
 import ssl
 import time
 import uuid
+from collections.abc import Callable
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -57,7 +58,8 @@ def needs_smtputf8(sender: str, recipients: list[str]) -> bool:
 
 
 class Transport(Protocol):
-    def send(self, sender: str, recipients: list[str], message: bytes) -> None: ...
+    def send(self, sender: str, recipients: list[str], message: bytes,
+             started: Callable[[], bool] | None = None) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -69,7 +71,10 @@ class FileOutbox:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
 
-    def send(self, sender: str, recipients: list[str], message: bytes) -> None:
+    def send(self, sender: str, recipients: list[str], message: bytes,
+             started: Callable[[], bool] | None = None) -> bool:
+        if started is not None and not started():
+            return False
         name = f"{uuid.uuid4().hex}.eml"
         tmp = self.directory / f".{name}.tmp"
         # Write then rename, so a reader never sees half a message.
@@ -78,6 +83,7 @@ class FileOutbox:
             fh.write(b"X-Envelope-To: " + ", ".join(recipients).encode() + b"\r\n")
             fh.write(message)
         os.replace(tmp, self.directory / name)
+        return True
 
     def close(self) -> None:
         pass
@@ -113,8 +119,13 @@ class SMTPTransport:
             raise TransientMailError(f"cannot connect to SMTP {self.host}:{self.port}: {exc}") from exc
         return smtp
 
-    def send(self, sender: str, recipients: list[str], message: bytes) -> None:
-        """Send one message in one SMTP transaction, or raise a classified MailError.
+    def send(self, sender: str, recipients: list[str], message: bytes,
+             started: Callable[[], bool] | None = None) -> bool:
+        """Send one message in one SMTP transaction and return True, or raise a classified MailError.
+
+        `started()`, if given, is asked once the server has accepted MAIL FROM, i.e. once the
+        transaction has begun: False abandons it (RSET; send returns False). A sender's last-moment
+        checks go there, so a check that passed means the transaction had already started.
 
         Whatever goes wrong, the connection is left clean for the next message: a refused
         transaction is reset (RSET), anything unexpected drops the connection. One recipient's bad
@@ -133,6 +144,9 @@ class SMTPTransport:
             if code != 250:
                 self._reset()
                 raise _classify(code, reply)
+            if started is not None and not started():
+                self._reset()
+                return False
             for recipient in recipients:
                 code, reply = smtp.rcpt(recipient)
                 if code not in (250, 251):
@@ -154,6 +168,7 @@ class SMTPTransport:
                 if code == 421:  # the server is closing the connection
                     self._drop()
                 raise _classify(code, reply)
+            return True
         except MailError:
             raise
         except smtplib.SMTPServerDisconnected as exc:

@@ -6,15 +6,25 @@ Enqueue only after the rows a job needs are committed: the function that commits
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
+import redis
 from flask import Flask
-from rq import Queue, SimpleWorker, Worker
+from rq import Queue, SimpleWorker, Worker, worker_registration
 from rq.job import Job
+from rq.scheduler import RQScheduler
 
-from core.redis import get_redis
+from core.redis import connect, get_redis
+
+log = logging.getLogger(__name__)
+
+# What a restarting or unreachable Redis raises; a worker waits these out instead of exiting.
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+MAX_BACKOFF = 5.0  # seconds between reconnection attempts, at most (RQ's own default: 60)
 
 # Workers listen in this order, so a confirmation mail never waits behind a campaign's fan-out.
 QUEUES = {
@@ -61,21 +71,137 @@ def job(queue: str, **job_options: Any) -> Callable:
     return decorate
 
 
-class _AppContextMixin:
-    """Run every job in a fresh application context, so each job starts with a clean session."""
+def wait_for_redis(connection: redis.Redis, what: str, exc: Exception) -> None:
+    """Block until Redis answers again, retrying with backoff (1 s doubling to MAX_BACKOFF), logging."""
+    log.warning("%s: Redis is unreachable (%s); retrying with backoff", what, exc)
+    delay, started = 1.0, time.monotonic()
+    while True:
+        time.sleep(delay)
+        try:
+            connection.ping()
+        except REDIS_DOWN:
+            delay = min(delay * 2, MAX_BACKOFF)
+            continue
+        log.warning("%s: Redis is back after %.1f s", what, time.monotonic() - started)
+        return
+
+
+class ResilientScheduler(RQScheduler):
+    """RQ's scheduler, which exits on the first Redis error; this one waits Redis out and goes on
+    (an expired lock is re-acquired by its heartbeat)."""
+
+    def work(self) -> None:
+        self._install_signal_handlers()
+        while True:
+            try:
+                self.register_birth()
+                break
+            except REDIS_DOWN as exc:
+                wait_for_redis(self.connection, "scheduler", exc)
+        while not self._stop_requested:
+            try:
+                if self.should_reacquire_locks:
+                    self.acquire_locks()
+                self.heartbeat()
+                self.enqueue_scheduled_jobs()
+            except REDIS_DOWN as exc:
+                wait_for_redis(self.connection, "scheduler", exc)
+                continue
+            time.sleep(self.interval)
+        try:
+            self.stop()
+        except REDIS_DOWN:
+            pass
+
+
+class _AppWorkerMixin:
+    """Run every job in a fresh application context, so each job starts with a clean session; and
+    ride out Redis restarts: RQ's work loop quits on any Redis error outside its dequeue, so each
+    step it takes between jobs waits for Redis instead (and re-registers the worker, whose keys a
+    restarted Redis may have lost). What a job did is in the database either way."""
 
     flask_app: Flask
+    max_connection_wait_time = MAX_BACKOFF
 
     def perform_job(self, job: Job, queue: Queue) -> bool:
         with self.flask_app.app_context():
             return super().perform_job(job, queue)
 
+    def _redis_down(self, exc: Exception) -> None:
+        wait_for_redis(self.connection, f"worker {self.name}", exc)
+        try:
+            if not self.connection.exists(self.key):
+                with self.connection.pipeline() as pipe:
+                    pipe.hset(self.key, mapping=self.serialize())
+                    worker_registration.register(self, pipe)
+                    pipe.expire(self.key, self.worker_ttl + 60)
+                    pipe.execute()
+        except REDIS_DOWN:
+            pass  # gone again: the next step waits once more
 
-class AppSimpleWorker(_AppContextMixin, SimpleWorker):
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        try:
+            super().execute_job(job, queue)
+        except REDIS_DOWN as exc:  # RQ's bookkeeping of this job is lost, not its work
+            self._redis_down(exc)
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        while True:
+            try:
+                return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except REDIS_DOWN as exc:  # RQ retries connection errors itself, not timeouts
+                self._redis_down(exc)
+
+    def heartbeat(self, *args, **kwargs) -> None:
+        try:
+            super().heartbeat(*args, **kwargs)
+        except REDIS_DOWN as exc:
+            self._redis_down(exc)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        try:
+            super().check_for_suspension(burst)
+        except REDIS_DOWN as exc:
+            self._redis_down(exc)
+
+    def run_maintenance_tasks(self) -> None:
+        try:
+            super().run_maintenance_tasks()
+        except REDIS_DOWN as exc:
+            self._redis_down(exc)
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        except REDIS_DOWN as exc:
+            log.warning("worker %s: could not register its exit (%s)", self.name, exc)
+
+    def _start_scheduler(self, burst=False, logging_level="INFO", date_format=None, log_format=None) -> None:
+        # RQ's own, with the resilient scheduler class (RQ has no setting for it).
+        from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+
+        self.scheduler = ResilientScheduler(
+            self.queues, connection=self.connection, logging_level=logging_level or self.log.level,
+            date_format=date_format or DEFAULT_LOGGING_DATE_FORMAT, log_format=log_format or DEFAULT_LOGGING_FORMAT,
+            serializer=self.serializer)
+        self.scheduler.acquire_locks()
+        if self.scheduler.acquired_locks:
+            if burst:
+                try:
+                    self.scheduler.register_birth()
+                    self.scheduler.enqueue_scheduled_jobs()
+                finally:
+                    self.scheduler.release_locks()
+                    self.scheduler.register_death()
+            else:
+                self.scheduler.start()
+
+
+class AppSimpleWorker(_AppWorkerMixin, SimpleWorker):
     """Runs jobs in the worker process itself: keeps SMTP and database connections open across jobs."""
 
 
-class AppForkingWorker(_AppContextMixin, Worker):
+class AppForkingWorker(_AppWorkerMixin, Worker):
     """Forks a child per job: isolates memory leaks and hangs at the cost of ~15 ms per job."""
 
 
@@ -84,7 +210,9 @@ def make_worker(app: Flask, queues: Iterable[str] | None = None, fork: bool = Fa
     for n in names:
         if n not in QUEUES:
             raise ValueError(f"unknown queue {n!r}; known: {', '.join(QUEUES)}")
-    connection = app.extensions["redis"]
+    # A connection of its own: RQ raises its socket timeout above the blocking dequeue's (minutes),
+    # which the application's short-timeout client (stop markers, throttles) must keep.
+    connection = connect(app.config["REDIS_URL"])
     cls = AppForkingWorker if fork else AppSimpleWorker
     worker = cls([Queue(n, connection=connection) for n in names], connection=connection, name=name)
     worker.flask_app = app

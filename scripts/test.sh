@@ -4,10 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: redis-server for the PostgreSQL run, chromium for the browser tests.
+# System packages: redis-server for the PostgreSQL run, chromium for the browser tests, Postfix
+# and Dovecot (IMAP + LMTP) for the real-bounce tests (tests/mailservers.py; run as root there).
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v chromium >/dev/null || missing+=(chromium)
+command -v postfix >/dev/null || missing+=(postfix)
+[ -x /usr/lib/dovecot/imap ] || missing+=(dovecot-imapd)
+[ -x /usr/lib/dovecot/lmtp ] || missing+=(dovecot-lmtpd)
 if ! command -v initdb >/dev/null; then
   pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -n "$pgbin" ]; then export PATH="$pgbin:$PATH"; else missing+=(postgresql); fi

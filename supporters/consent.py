@@ -12,6 +12,14 @@ from dataclasses import dataclass
 
 PURPOSE = "campaigns"
 
+
+@dataclass(frozen=True)
+class Requester:
+    """Who made a request, for the ledger (the web layer fills it from the request)."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+
 # version -> language -> text. Append new versions; never change an old one.
 TEXTS: dict[str, dict[str, str]] = {
     "campaigns-2026-11": {

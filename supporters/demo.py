@@ -1,20 +1,16 @@
-"""`flask demo`: fill an empty database with a realistic small supporter base to explore.
+"""The supporters part of `flask demo` (campaigns.demo): a realistic small supporter base to explore.
 
 Every address is under example.org/.com/.net (RFC 2606), so no demo mail can reach a person.
-One sent campaign of each kind with results comes from supporters/demo_campaigns.py.
 """
 
 from __future__ import annotations
 
 import random
 import secrets
-import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-import click
 import sqlalchemy as sa
 
-from core.accounts import record_audit
 from core.extensions import db
 from supporters.models import (
     ConsentEvent,
@@ -67,10 +63,8 @@ def _pick(rng: random.Random, weighted: list[tuple]) -> tuple:
     return rng.choices(weighted, weights=[w[-1] for w in weighted])[0]
 
 
-def fill(count: int = 3000, seed: int = 7) -> dict[str, int]:
-    """Insert the demo base in one transaction (set-based); the caller commits."""
-    rng = random.Random(seed)
-    now = datetime.now(UTC).replace(microsecond=0)
+def fill(rng: random.Random, now: datetime, count: int = 3000) -> dict[str, int]:
+    """Insert the demo supporters, tags and consents (set-based); the caller commits."""
     text_hash = "0" * 64  # the demo has no stored consent text; real joins record the text's SHA-256
 
     tag_rows = [{"name": n, "public": p, "label_en": en, "label_de": de, "created_at": now - timedelta(days=720)}
@@ -147,26 +141,4 @@ def fill(count: int = 3000, seed: int = 7) -> dict[str, int]:
         db.session.execute(supporter_tags.insert(), tagged)
     counts = {"supporters": len(rows), "tags": len(TAGS), "consent events": len(consents),
               "referrals": len(referrals), "suppressions": len(suppressions), "tag assignments": len(tagged)}
-    from supporters.demo_campaigns import fill_campaigns
-
-    return counts | fill_campaigns(rng, now)
-
-
-@click.command("demo")
-@click.option("--is-empty", "is_empty", is_flag=True,
-              help="Only check: exit 0 (silently) if there are no supporters, 1 otherwise.")
-@click.option("--supporters", "count", default=3000, show_default=True, type=click.IntRange(10, 100_000))
-@click.option("--seed", default=7, show_default=True, type=int, help="Random seed (same seed, same base).")
-def demo_command(is_empty: bool, count: int, seed: int) -> None:
-    """Fill an empty database with demo supporters, tags, consents, referrals and campaigns with results."""
-    if is_empty:
-        sys.exit(0 if database_is_empty() else 1)
-    if not database_is_empty():
-        click.echo("Error: the database already has supporters; flask demo only fills an empty database.", err=True)
-        sys.exit(1)
-    counts = fill(count, seed)
-    record_audit("demo.fill", actor_type="cli", detail=counts)
-    db.session.commit()
-    click.echo("Demo data: " + ", ".join(f"{n} {what}" for what, n in counts.items()) + ".")
-    click.echo("One campaign of each kind is included with results; their deliveries were written as sent "
-               "directly (no mail went out), so the SMTP engine was not involved.")
+    return counts

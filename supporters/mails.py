@@ -13,6 +13,7 @@ from email.utils import parseaddr
 
 from flask import render_template
 
+from core import verp
 from core.mail import build_message, get_transport
 from core.org_settings import Org, current_org
 from supporters import links, mail_layout
@@ -37,7 +38,8 @@ def render_mail(supporter: Supporter, template: str, subject_key: str, why_key: 
 
 
 def _send(supporter: Supporter, message: bytes, org: Org) -> None:
-    get_transport().send(parseaddr(org.transactional_sender)[1], [supporter.email], message)
+    sender = verp.return_path("s", supporter.id) or parseaddr(org.transactional_sender)[1]
+    get_transport().send(sender, [supporter.email], message)
 
 
 def confirmation_mail(supporter: Supporter, grant_id: int | None, org: Org | None = None) -> bytes:

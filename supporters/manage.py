@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import IntegrityError
 
+from core import stopmarks
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.extensions import db
@@ -115,6 +116,11 @@ def update_supporter(supporter: Supporter, data: dict[str, Any]) -> list[str]:
             changed.append(field)
     if changed:
         supporter.updated_at = utcnow()
+    if "paused_until" in changed:  # a pause stops mail at once, like the supporter's own (core.stopmarks)
+        if supporter.paused_until is not None and supporter.paused_until > utcnow():
+            stopmarks.stop(supporter.id, "paused", until=supporter.paused_until)
+        else:
+            stopmarks.clear(supporter.id)
     return changed
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core import stopmarks
 from core.db import utcnow
 from core.extensions import db
 from supporters.models import (
@@ -99,5 +100,6 @@ def erase_supporter(supporter: Supporter) -> None:
     supporter.country = supporter.timezone = supporter.referral_code = None
     supporter.paused_until = None
     supporter.status = SupporterStatus.ERASED
+    stopmarks.stop(supporter.id, "erased")  # written when the caller commits
     supporter.erased_at = utcnow()
     db.session.expire(supporter, ["tags", "consents"])

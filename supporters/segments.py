@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 import sqlalchemy.orm
 
+from core.db import EARLIEST_YEAR, LATEST_YEAR, within_bounds
 from core.errors import ValidationFailed
 from supporters.models import (
     LANGUAGES,
@@ -157,6 +158,8 @@ def _parse_datetime(c: _Compiler, value, path) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         c.fail(f"{path}.value", f"not an ISO 8601 date or date-time: {value!r}")
+    if not within_bounds(parsed):  # also at use: a segment saved before this check gives a 422, not a 500
+        c.fail(f"{path}.value", f"must lie between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

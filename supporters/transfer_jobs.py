@@ -54,6 +54,8 @@ class TransferJob(db.Model):
     summary: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     error: Mapped[str | None] = mapped_column(sa.String(1000))
     requested_by: Mapped[str | None] = mapped_column(sa.String(254))
+    # Who may read the job through the API besides admins (None: started from the CLI).
+    requested_by_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("admin_users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -75,8 +77,10 @@ def transfer_dir() -> Path:
     return path
 
 
-def create_job(kind: TransferKind, params: dict, requested_by: str | None, file_path: str | None = None) -> TransferJob:
-    record = TransferJob(kind=kind, params=params, requested_by=requested_by, file_path=file_path)
+def create_job(kind: TransferKind, params: dict, requested_by: str | None, file_path: str | None = None,
+               requested_by_user_id: int | None = None) -> TransferJob:
+    record = TransferJob(kind=kind, params=params, requested_by=requested_by, file_path=file_path,
+                         requested_by_user_id=requested_by_user_id)
     db.session.add(record)
     db.session.flush()
     if kind is not TransferKind.IMPORT_SUPPORTERS:
@@ -101,7 +105,9 @@ def run_transfer_job(job_id: int) -> str:
         rows, summary = _perform(record)
     except DomainError as exc:
         db.session.rollback()
-        _finish(job_id, TransferStatus.FAILED, error=exc.detail[:1000])
+        # The upload's place on the server is nobody's business: name it as the person knows it.
+        error = exc.detail.replace(record.file_path, "the uploaded file") if record.file_path else exc.detail
+        _finish(job_id, TransferStatus.FAILED, error=error[:1000])
         return "failed"
     except Exception:
         db.session.rollback()

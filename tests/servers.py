@@ -46,6 +46,7 @@ class PostgresServer:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
         if self.fast:  # durability is irrelevant for a throw-away test server
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        self.options = options
         subprocess.run(_as_postgres(["pg_ctl", "-D", str(self.data), "-o", options, "-w", "-t", "60",
                                      "-l", str(self.dir / "log"), "start"]),
                        check=True, stdout=subprocess.DEVNULL)
@@ -62,6 +63,14 @@ class PostgresServer:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def restart(self, down_seconds: float = 0) -> None:
+        """Stop the server (fast shutdown: every connection is cut), wait, start it again."""
+        subprocess.run(_as_postgres(["pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop"]),
+                       check=True, stdout=subprocess.DEVNULL)
+        time.sleep(down_seconds)
+        subprocess.run(_as_postgres(["pg_ctl", "-D", str(self.data), "-o", self.options, "-w", "-t", "60",
+                                     "-l", str(self.dir / "log"), "start"]), check=True, stdout=subprocess.DEVNULL)
 
     def stop(self) -> None:
         if self.started:
@@ -95,6 +104,12 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def restart(self, down_seconds: float = 0) -> None:
+        """Stop the server (its data goes: no persistence), wait, start it again on the same port."""
+        self.stop()
+        time.sleep(down_seconds)
+        self.start()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from email import message_from_bytes
 from email.message import Message
@@ -22,7 +23,19 @@ class SinkHandler:
         # recipient address -> answers for DATA, consumed in order (e.g. ["451 try later"])
         self.data_replies: dict[str, list[str]] = {}
         self.drop_next_data: int = 0  # close the connection instead of answering, this many times
+        self.keep_and_drop_next_data: int = 0  # the same, after keeping the message (a real duplicate on retry)
+        self.drop_every: int = 1  # the two above act on every n-th message only (drop first, then keep-and-drop)
+        self.data_seen = 0
+        self.dropped_ids: list[str] = []  # Message-IDs of the messages answered by a hang-up
+        # recipient -> (when its transaction's MAIL FROM arrived, when the message was accepted), per message kept
+        self.timeline: dict[str, list[tuple[float, float]]] = {}
         self.lock = threading.Lock()
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        envelope.mail_time = time.time()
+        return "250 OK"
 
     async def handle_HELO(self, server, session, envelope, hostname):  # noqa: N802 - aiosmtpd API
         session.host_name = hostname
@@ -45,8 +58,11 @@ class SinkHandler:
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         with self.lock:
-            if self.drop_next_data > 0:
+            self.data_seen += 1
+            turn = self.data_seen % self.drop_every == 0
+            if self.drop_next_data > 0 and turn:
                 self.drop_next_data -= 1
+                self.dropped_ids.append(message_from_bytes(envelope.content).get("Message-ID", ""))
                 session.transport_close = True
                 server.transport.close()
                 return "421 closing"
@@ -57,6 +73,15 @@ class SinkHandler:
             self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
             mid = message_from_bytes(envelope.content).get("Message-ID", "")
             self.message_ids[mid] += 1
+            now = time.time()
+            for rcpt in envelope.rcpt_tos:
+                self.timeline.setdefault(rcpt.lower(), []).append((getattr(envelope, "mail_time", now), now))
+            if self.keep_and_drop_next_data > 0 and turn:
+                self.keep_and_drop_next_data -= 1
+                self.dropped_ids.append(mid)
+                session.transport_close = True
+                server.transport.close()
+                return "421 closing"
         return "250 Message accepted"
 
     def parsed(self) -> list[Message]:

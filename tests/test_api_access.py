@@ -188,3 +188,61 @@ def test_rate_limit_is_per_token_with_retry_after(api):
     assert_problem(r, 429)
     assert int(r.headers["Retry-After"]) > 0
     assert api.get("/tags", role="manager").status_code == 200  # another token has its own budget
+
+
+# Objects: who may read which job (by GET /jobs/{id}); "own" is the user who started it.
+JOB_ACCESS = [
+    # (job kind, started by, reader, visible)
+    ("export_supporters", "manager", "manager", True),
+    ("export_supporters", "manager", "other_manager", False),
+    ("export_supporters", "manager", "admin", True),
+    ("export_supporters", "manager", "viewer", False),
+    ("export_consents", "admin", "manager", False),
+    ("export_consents", None, "manager", False),  # started from the CLI
+    ("export_consents", None, "admin", True),
+    ("import_supporters", "admin", "admin", True),
+    ("import_supporters", "admin", "other_admin", True),
+    ("import_supporters", "admin", "manager", False),
+    ("import_supporters", "manager", "manager", False),  # a demoted admin's import stays admin-only
+]
+
+
+@pytest.mark.parametrize("kind, starter, reader, visible", JOB_ACCESS)
+def test_a_job_is_visible_to_its_starter_and_to_admins_and_an_import_never_to_a_manager(api, db, kind, starter,
+                                                                                         reader, visible):
+    from supporters.transfer_jobs import TransferKind, create_job
+
+    roles = {"manager": "manager", "other_manager": "manager", "admin": "admin", "other_admin": "admin",
+             "viewer": "viewer"}
+    secrets = {}
+    for name, role in roles.items():
+        user = create_user(f"{name}@example.org", "correct horse battery staple", role)
+        db.session.flush()
+        secrets[name] = (user, create_token(user, name)[1])
+    db.session.commit()
+    starter_id = secrets[starter][0].id if starter else None
+    record = create_job(TransferKind(kind), {"format": "csv"}, starter, requested_by_user_id=starter_id)
+    db.session.commit()
+    r = api.client.get(f"/api/v1/jobs/{record.id}", headers={"Authorization": f"Bearer {secrets[reader][1]}"})
+    if reader == "viewer":
+        assert_problem(r, 403)
+    elif visible:
+        assert r.status_code == 200 and r.get_json()["id"] == record.id
+    else:
+        assert_problem(r, 404)
+
+
+def test_a_manager_cannot_read_an_admins_import_nor_download_its_rejects(api, db, tmp_path):
+    from supporters.transfer_jobs import TransferKind, TransferStatus, create_job
+
+    admin_secret, manager_secret = api.token("admin"), api.token("manager")
+    rejects = tmp_path / "rejects.csv"
+    rejects.write_text("email,reason\nada@example.org,bad\n")
+    record = create_job(TransferKind.IMPORT_SUPPORTERS, {}, "admin", file_path=str(tmp_path / "in.csv"),
+                        requested_by_user_id=api.users["admin"].id)
+    record.status, record.summary = TransferStatus.DONE, {"rejects_path": str(rejects)}
+    db.session.commit()
+    assert_problem(api.client.get(f"/api/v1/jobs/{record.id}", headers={"Authorization": f"Bearer {manager_secret}"}),
+                   404)
+    seen = api.client.get(f"/api/v1/jobs/{record.id}", headers={"Authorization": f"Bearer {admin_secret}"})
+    assert seen.status_code == 200 and seen.get_json()["download"]["url"]

@@ -56,18 +56,16 @@ def test_share_review_and_vote_pages_work_on_a_phone_without_javascript(app, db,
                                                                       "url": "https://g.page/r/company/review"}]})
         vote = create(client, manager, "vote", {"type": "poll", "question": "Welche Zeit?",
                                                 "options": ["Morgens", "Abends"]})
+        sent_before: list[int] = []  # how many mails the sink held before each launch
         for c in (share, review, vote):
+            sent_before.append(len(smtp_sink.messages))
             launch(client, manager, c["id"], web)
-            smtp_sink.handler.messages.append(("--", ["--"], str(c["id"]).encode()))  # a separator
 
     act = re.compile(rf"{re.escape(base)}/act/[A-Za-z0-9_.\-]+")
     links: dict[tuple[int, str], str] = {}
     campaign_ids = [share["id"], review["id"], vote["id"]]
-    index = 0
-    for sender, rcpts, content in smtp_sink.messages:
-        if sender == "--":
-            index += 1
-            continue
+    for position, (_sender, rcpts, content) in enumerate(smtp_sink.messages):
+        index = sum(1 for start in sent_before if position >= start) - 1
         from email import message_from_bytes
 
         text = next(p.get_payload(decode=True).decode() for p in message_from_bytes(content).walk()

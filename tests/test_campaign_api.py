@@ -189,7 +189,7 @@ def test_cancel_stops_for_good(client, manager, db, app, smtp_sink):
 
 
 def test_send_at_schedules_and_the_sweeper_starts_it_when_due(client, manager, db, app, smtp_sink):
-    from campaigns.engine import sweep
+    from campaigns.sweeper import sweep
 
     make_supporter()
     send_at = datetime.now(UTC) + timedelta(hours=1)

@@ -6,8 +6,7 @@ import sqlalchemy as sa
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from core.queues import get_queue
-from supporters import join as service
-from supporters import links
+from supporters import confirm, links, mail_jobs, preferences
 from supporters.consent import consent_text
 from supporters.models import (
     ConsentEvent,
@@ -131,12 +130,12 @@ def test_asking_for_a_new_link_by_address_tells_nobody_whether_the_address_is_kn
     answers = {client.post("/confirm/new", data={"email": e, "csrf_token": token}).get_data(as_text=True)
                for e in ("known@example.org", "active@example.org", "nobody@example.org", "")}
     assert len(answers) == 1
-    assert queued() == ["supporters.join.send_confirmation"]  # only the pending one gets a link
+    assert queued() == ["supporters.mail_jobs.send_confirmation"]  # only the pending one gets a link
 
 
 def test_a_link_sent_before_a_withdrawal_cannot_bring_the_consent_back(app, client, db):
     supporter, path = joined_and_mailed(app, client)
-    service.withdraw(supporter.id, method="unsubscribe_page")
+    preferences.withdraw(supporter.id, method="unsubscribe_page")
     page = client.post(path)
     assert page.status_code == 409
     assert "no longer valid" in page.get_data(as_text=True)
@@ -190,7 +189,7 @@ def test_self_referral_is_ignored(app, client, db):
     supporter, path = joined_and_mailed(app, client)
     client.post(path)
     code = supporters(db)[0].referral_code
-    service.withdraw(supporter.id, method="unsubscribe_page")
+    preferences.withdraw(supporter.id, method="unsubscribe_page")
     post_join(client, ref=code)  # joins again through their own link
     run_mail_worker(app)
     client.post(link(outbox(app)[-1], "confirm"))
@@ -200,9 +199,9 @@ def test_self_referral_is_ignored(app, client, db):
 
 
 def test_referral_codes_are_unique_and_unguessable_in_length():
-    codes = {service.new_referral_code() for _ in range(2000)}
+    codes = {confirm.new_referral_code() for _ in range(2000)}
     assert len(codes) == 2000
-    assert all(len(c) == 8 and service.is_referral_code(c) for c in codes)
+    assert all(len(c) == 8 and confirm.is_referral_code(c) for c in codes)
 
 
 # --- the job -------------------------------------------------------------------------------------
@@ -222,7 +221,7 @@ def test_the_confirmation_job_sends_nothing_to_active_unknown_or_suppressed_supp
     db.session.add(Suppression(email_hash=email_hash("bounced@example.org"), reason=SuppressionReason.HARD_BOUNCE))
     db.session.commit()
     for supporter_id in (active.id, bounced.id, 999999):
-        service.send_confirmation.enqueue(supporter_id)
+        mail_jobs.send_confirmation.enqueue(supporter_id)
     run_mail_worker(app)
     assert outbox(app) == []
     assert get_queue("mail").failed_job_registry.count == 0
@@ -276,8 +275,8 @@ def test_the_sweeper_queues_confirmations_that_never_went_out_for_web_signups_on
     db.session.execute(sa.update(Supporter).where(Supporter.id != fresh.id)
                        .values(created_at=utcnow() - timedelta(minutes=10)))
     db.session.commit()
-    assert service.sweep_unsent_confirmations() == 1
+    assert mail_jobs.sweep_unsent_confirmations() == 1
     run_mail_worker(app)
     assert [m["To"] for m in outbox(app)] == ["lost@example.org"]
-    assert service.sweep_unsent_confirmations() == 0  # sent now: nothing left behind
+    assert mail_jobs.sweep_unsent_confirmations() == 0  # sent now: nothing left behind
     assert imported.id

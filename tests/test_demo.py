@@ -59,15 +59,11 @@ def test_demo_as_a_subprocess_then_the_export_lists_it(db, subprocess_env):
 
 
 def test_demo_includes_a_sent_campaign_of_each_kind_whose_stats_show_a_funnel(runner, db, client):
-    import time
-
     from campaigns.models import Campaign
     from tests.actions_helpers import auth
 
-    started = time.monotonic()
     result = runner.invoke(args=["demo"])
     assert result.exit_code == 0, result.output
-    assert time.monotonic() - started < 15
     assert "5 campaigns" in result.stdout and "no mail went out" in result.stdout
     headers = auth("manager")
     campaigns = db.session.execute(sa.select(Campaign.id, Campaign.kind).order_by(Campaign.id)).all()

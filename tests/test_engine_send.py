@@ -127,8 +127,8 @@ def _zones():
 def test_quiet_hours_hold_mail_until_morning_in_the_supporters_time_zone(app, db, smtp_sink):
     import sqlalchemy as sa
 
-    from campaigns.engine import quiet_until
     from campaigns.models import Delivery
+    from campaigns.recipients import quiet_until
     from core.db import utcnow
 
     quiet_zone, awake_zone = _zones()

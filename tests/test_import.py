@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.queues import get_queue
-from supporters.join import OPT_IN_JOB_SECONDS
+from supporters.mail_jobs import OPT_IN_JOB_SECONDS
 from supporters.models import (
     ConsentEvent,
     Supporter,
@@ -105,7 +105,7 @@ def test_send_opt_in_imports_pending_people_and_queues_their_confirmation_mail(r
     assert count(db, ConsentEvent) == 0
     # One throttled job per committed batch (up to OPT_IN_BATCH people each), not one per person.
     jobs = get_queue("mail").get_jobs()
-    assert [j.func_name for j in jobs] == ["supporters.join.send_confirmations"] * 2
+    assert [j.func_name for j in jobs] == ["supporters.mail_jobs.send_confirmations"] * 2
     assert sorted(j.args for j in jobs) == [([people[0].id, people[1].id],), ([people[2].id],)]
     assert all(j.timeout > OPT_IN_JOB_SECONDS for j in jobs)
     again = run(runner, f, "--send-opt-in", evidence=False)
@@ -127,12 +127,12 @@ def test_opt_in_mails_of_an_import_go_out_through_a_worker_once_each(app, runner
 
 
 def test_opt_in_mails_share_the_sending_engines_rates_and_hand_on_what_must_wait(app, db, monkeypatch):
-    from supporters import join
+    from supporters import mail_jobs
 
     people = [make_supporter(f"p{i}@example.org", status=SupporterStatus.PENDING, consent=False).id for i in range(3)]
     app.config["CAMPAIGN_DOMAIN_RATE_PER_MINUTE"] = 1  # one mail a minute to example.org
-    monkeypatch.setattr(join, "OPT_IN_JOB_SECONDS", 5.0)
-    assert join.send_confirmations(people) == 1
+    monkeypatch.setattr(mail_jobs, "OPT_IN_JOB_SECONDS", 5.0)
+    assert mail_jobs.send_confirmations(people) == 1
     assert [m["To"] for m in outbox(app)] == ["p0@example.org"]
     # The next example.org mail may go in a minute: rather than hold the worker, the job scheduled
     # the rest as a new job for then; the domain's budget is shared, so that job waits its turn too.
@@ -140,15 +140,15 @@ def test_opt_in_mails_share_the_sending_engines_rates_and_hand_on_what_must_wait
     scheduled = get_queue("mail").scheduled_job_registry
     (rest_id,) = scheduled.get_job_ids()
     rest = get_queue("mail").fetch_job(rest_id)
-    assert (rest.func_name, rest.args) == ("supporters.join.send_confirmations", (people[1:],))
+    assert (rest.func_name, rest.args) == ("supporters.mail_jobs.send_confirmations", (people[1:],))
     due = scheduled.get_scheduled_time(rest)
     assert 50 < (due - datetime.now(UTC)).total_seconds() <= 61
-    assert join.send_confirmations(people[1:]) == 0 and len(outbox(app)) == 1
+    assert mail_jobs.send_confirmations(people[1:]) == 0 and len(outbox(app)) == 1
     # Without a rate limit, a job that has used up its time (a slow relay) also hands on the rest.
     app.config["CAMPAIGN_DOMAIN_RATE_PER_MINUTE"] = 0
-    monkeypatch.setattr(join, "OPT_IN_JOB_SECONDS", -1.0)
+    monkeypatch.setattr(mail_jobs, "OPT_IN_JOB_SECONDS", -1.0)
     get_queue("mail").empty()
-    assert join.send_confirmations(people[1:]) == 0
+    assert mail_jobs.send_confirmations(people[1:]) == 0
     assert [j.args for j in get_queue("mail").get_jobs()] == [(people[1:],)]
 
 
@@ -331,7 +331,7 @@ def test_an_import_needs_exactly_one_consent_basis(runner, db, tmp_path, args, m
 
 
 def test_a_batch_that_fails_is_rolled_back_whole_and_a_re_run_completes_it(runner, db, tmp_path, monkeypatch):
-    from supporters.transfer_import import Stage
+    from supporters.import_stage import Stage
 
     f = write(tmp_path / "b.csv", "email\n" + "".join(f"b{i}@example.org\n" for i in range(25)))
     original = Stage.tag_rows
@@ -357,7 +357,7 @@ def test_a_batch_that_fails_is_rolled_back_whole_and_a_re_run_completes_it(runne
 def test_fast_email_check_never_accepts_what_email_validator_refuses():
     from email_validator import EmailNotValidError, validate_email
 
-    from supporters.transfer_import import RowRejected, check_email
+    from supporters.import_rows import RowRejected, check_email
 
     samples = ["a@example.org", "A.B+c@Sub.Example.COM", "a..b@example.org", ".a@example.org", "a.@example.org",
                "a@-example.org", "a@example-.org", "a@example.o", "a@example.123", "a@localhost", "a@x.test",
@@ -434,8 +434,8 @@ def test_referral_codes_are_url_safe_unguessable_and_do_not_repeat():
     import itertools
     import re
 
-    from supporters.join import is_referral_code
-    from supporters.transfer_import import referral_codes
+    from supporters.confirm import is_referral_code
+    from supporters.import_rows import referral_codes
 
     codes = list(itertools.islice(referral_codes(chunk=1000), 25_000))  # crosses many refills
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{14}", c) and is_referral_code(c) for c in codes)

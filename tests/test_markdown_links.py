@@ -1,7 +1,6 @@
 """Links in campaign Markdown: found, tracked and shown as text like CommonMark reads them."""
 
-from campaigns.render import markdown_to_html, markdown_to_text
-from campaigns.tracking import body_urls, link_sentinels
+from campaigns.render import body_urls, link_sentinels, markdown_to_html, markdown_to_text
 
 BODY = ("Read [about us](https://company.example/about_(de)) and [the paper](https://e.org/p \"Title\"), "
         "(see also [this](https://e.org/a)), or <https://e.org/plain>.")

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from campaigns.actions import Click, Link
-from supporters import join as join_service
+from supporters import confirm as confirm_service
 from supporters import links
 from supporters.models import Supporter
 from tests.actions_helpers import act_path, auth, counts, create, launch, mails, r_paths, results
@@ -106,7 +106,7 @@ def test_a_newcomer_through_a_share_link_is_credited_to_the_supporter_and_the_ca
     # Not credited before confirmation (a pending sign-up is not a newcomer yet).
     assert results(client, manager, campaign["id"])["funnel"]["newcomers"] == 0
     run_mail_worker(app)
-    join_service.confirm(links.confirm_token(newcomer.id))
+    confirm_service.confirm(links.confirm_token(newcomer.id))
     db.session.expire_all()
     assert db.session.get(Supporter, newcomer.id).referred_by_id == ada.id
     stats = results(client, manager, campaign["id"])
@@ -169,3 +169,11 @@ def test_tampered_or_foreign_tokens_and_unknown_links_are_refused_and_record_not
     assert long.status_code == 422
     after = counts()
     assert after["actions"] == before["actions"] == 0 and after["clicks"] == before["clicks"]
+
+
+def test_campaigns_hear_of_joins_through_the_supporters_signal_for_their_app_only(app):
+    from campaigns.web import _credit_join
+    from supporters.signals import supporter_joined
+
+    assert _credit_join in supporter_joined.receivers_for(app)
+    assert _credit_join not in supporter_joined.receivers_for(object())

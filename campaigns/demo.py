@@ -1,4 +1,4 @@
-"""Campaign demo data for `flask demo`: one sent campaign of each kind, with results.
+"""`flask demo`: fill an empty database with supporters (supporters.demo) and one sent campaign of each kind.
 
 The campaigns are built through the real models and validated by `campaigns.kinds` like any
 manager's campaign, but they are not sent through SMTP: the deliveries are written directly as
@@ -10,15 +10,19 @@ and signatures are written as the action pages would have recorded them. Bulk in
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+import sys
+from datetime import UTC, datetime, timedelta
 
+import click
 import sqlalchemy as sa
 
 from campaigns import kinds
 from campaigns.actions import Action, CampaignReferral, Click, Link, LinkPurpose, Vote, VoteChoice
 from campaigns.models import Campaign, CampaignContent, CampaignKind, CampaignStatus, Delivery
 from campaigns.tracking import ACTION_PAGE_URL
+from core.accounts import record_audit
 from core.extensions import db
+from supporters import demo as supporters_demo
 from supporters.models import Supporter
 
 FOOTER = {"en": "\n\n[Your preferences]({{preferences_url}}) · [Unsubscribe]({{unsubscribe_url}})\n",
@@ -190,3 +194,31 @@ def fill_campaigns(rng: random.Random, now: datetime) -> dict[str, int]:
         totals["clicks"] += len(clicks)
         totals["actions"] += len(actions)
     return totals
+
+
+def fill(count: int = 3000, seed: int = 7) -> dict[str, int]:
+    """Insert the demo base and its campaigns in one transaction (set-based); the caller commits."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC).replace(microsecond=0)
+    counts = supporters_demo.fill(rng, now, count)
+    return counts | fill_campaigns(rng, now)
+
+
+@click.command("demo")
+@click.option("--is-empty", "is_empty", is_flag=True,
+              help="Only check: exit 0 (silently) if there are no supporters, 1 otherwise.")
+@click.option("--supporters", "count", default=3000, show_default=True, type=click.IntRange(10, 100_000))
+@click.option("--seed", default=7, show_default=True, type=int, help="Random seed (same seed, same base).")
+def demo_command(is_empty: bool, count: int, seed: int) -> None:
+    """Fill an empty database with demo supporters, tags, consents, referrals and campaigns with results."""
+    if is_empty:
+        sys.exit(0 if supporters_demo.database_is_empty() else 1)
+    if not supporters_demo.database_is_empty():
+        click.echo("Error: the database already has supporters; flask demo only fills an empty database.", err=True)
+        sys.exit(1)
+    counts = fill(count, seed)
+    record_audit("demo.fill", actor_type="cli", detail=counts)
+    db.session.commit()
+    click.echo("Demo data: " + ", ".join(f"{n} {what}" for what, n in counts.items()) + ".")
+    click.echo("One campaign of each kind is included with results; their deliveries were written as sent "
+               "directly (no mail went out), so the SMTP engine was not involved.")

@@ -1,7 +1,7 @@
 """org_settings: the organisation's identity in every mail (issue 18, layout and footer)
 
-Revision ID: 0010_org_settings
-Revises: 0009_tag_sync
+Revision ID: 0013_org_settings
+Revises: 0012_sessions
 Create Date: 2026-11-25 09:00:00
 
 One row (id 1), written by `PUT /api/v1/settings`; NULL columns mean "use the default"
@@ -13,8 +13,8 @@ from alembic import op
 import core.db
 
 # revision identifiers, used by Alembic.
-revision = '0010_org_settings'
-down_revision = '0009_tag_sync'
+revision = '0013_org_settings'
+down_revision = '0012_sessions'
 branch_labels = None
 depends_on = None
 
