@@ -24,13 +24,14 @@ __all__ = ["create_app", "csrf", "db", "limiter", "login_manager", "migrate"]
 ROOT = Path(__file__).resolve().parent
 
 # Modules that define models: imported before anything needs the full metadata (Alembic too).
-MODEL_MODULES = ("core.accounts", "supporters.models", "supporters.transfer_jobs", "campaigns.models",
-                 "campaigns.actions", "campaigns.bounce_models")
+MODEL_MODULES = ("core.accounts", "core.org_settings", "supporters.models", "supporters.transfer_jobs",
+                 "campaigns.models", "campaigns.actions", "campaigns.bounce_models")
 
 # Feature modules, each with an `init_app(app)` that registers its blueprints and CLI groups.
 FEATURE_MODULES = (
     "core.health",
     "core.cli",
+    "core.deliverability",
     "supporters.web",
     "supporters.cli",
     "api",

@@ -121,15 +121,27 @@ class LaunchOut(CampaignOut):
     queued = fields.Integer(metadata={"description": "deliveries queued (a launch now, not a schedule)"})
 
 
+class LintOut(_Open):
+    code = fields.String(required=True, metadata={"description": "no_text, image_only, images_removed, "
+                                                  "insecure_link, long_subject, no_unsubscribe_placeholder, "
+                                                  "settings.<field>"})
+    severity = fields.String(required=True, validate=validate.OneOf(["warning", "info"]))
+    message = fields.String(required=True)
+
+
 class CampaignPreviewOut(_Open):
     recipients = fields.Integer(required=True)
     audience = fields.Integer(required=True)
     left_out = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
-    samples = fields.Dict(keys=fields.String(), values=fields.Dict(), required=True,
-                          metadata={"description": "per language: a supporter without a name, and `longest_name`"})
+    samples = fields.Dict(keys=fields.String(), values=fields.Dict(), required=True, metadata={
+        "description": "per language: subject, text and html as sent (layout and footer included) for a "
+                       "supporter without a name, `longest_name` for the audience's longest first name, and "
+                       "`spamassassin` {score, required} when SpamAssassin is installed"})
     needs_smtputf8 = fields.Integer(required=True, metadata={
         "description": "active audience members with a UTF-8 local part: they fail with 'server does not "
                        "support SMTPUTF8' unless the relay offers SMTPUTF8"})
+    lint = fields.Dict(keys=fields.String(), values=fields.List(fields.Nested(LintOut)), required=True,
+                       metadata={"description": "per language: what makes the content look like spam or read badly"})
 
 
 class TestSendOut(_Open):

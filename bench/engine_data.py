@@ -50,7 +50,7 @@ def engine_app(settings: dict):
 
 
 def load_supporters(app, rows: int, chunk: int = 100_000) -> float:
-    """COPY `rows` active English-speaking supporters in; return the seconds it took."""
+    """COPY `rows` active English-speaking supporters (and their consent) in; return the seconds it took."""
     from core.extensions import db
 
     started = time.perf_counter()
@@ -68,7 +68,11 @@ def load_supporters(app, rows: int, chunk: int = 100_000) -> float:
                         buf.write(f"{email}\t{email}\tFan Number{i}\tfan\ten\tactive\t0\t"
                                   "2026-01-01 00:00:00+00\t2026-01-01 00:00:00+00\n")
                     copy.write(buf.getvalue())
+            # Each with the consent grant an import records: the footer prints its date.
+            cursor.execute("INSERT INTO consent_events (supporter_id, purpose, action, method, occurred_at) "
+                           "SELECT id, 'campaigns', 'granted', 'import', created_at FROM supporters")
             cursor.execute("ANALYZE supporters")
+            cursor.execute("ANALYZE consent_events")
             raw.commit()
         finally:
             raw.close()

@@ -5,7 +5,8 @@
 Runs, in one go, on a throw-away PostgreSQL + redis-server and an aiosmtpd sink (its own process)
 on loopback:
   engine     launch → last message accepted: `flask worker` processes, deliveries in PostgreSQL
-  smtplib    the same messages, built the same way (same compiled template, same signed links),
+  smtplib    the same messages, built the same way (same compiled template with the layout and
+             footer, same signed links, same headers),
              one process per worker, each over one persistent smtplib connection
   protocol   pre-built bytes over the same number of connections (the protocol-only rate)
 Targets: engine ≥ 0.7 × smtplib and ≥ 0.5 × protocol.
@@ -20,6 +21,7 @@ import smtplib
 import subprocess
 import sys
 import time
+from datetime import date
 
 from bench.engine_data import ROOT, EngineSink, engine_app, engine_servers, load_supporters
 
@@ -31,31 +33,39 @@ SUBJECT = "News for you, {{first_name}}"
 
 def _client(settings, smtp_port, people, prebuilt, ready, go, done):
     """One baseline sender: build (unless prebuilt) and send over one persistent connection."""
+    from campaigns.layout import campaign_headers, campaign_layout, consent_date
     from campaigns.render import CompiledContent, message_id
+    from core.org_settings import current_org
     from supporters.links import preferences_url, unsubscribe_headers
     from wsgi import create_app
 
     app = create_app(settings)
     with app.app_context():
-        content = CompiledContent.compile(app.config["MAIL_FROM"], SUBJECT, BODY)
+        # The engine's messages: the shared layout with its footer, the campaign stream's headers.
+        org = current_org()
+        content = CompiledContent.compile(org.campaign_sender, SUBJECT, BODY, None, campaign_layout(org, "en"))
+        stream = campaign_headers(org.campaign_sender, org)
+        consented = consent_date(date.today(), "en")
         smtp = smtplib.SMTP("127.0.0.1", smtp_port)
         fixed = None
         if prebuilt:
             sid, email, name = people[0]
-            headers = unsubscribe_headers(sid)
+            headers = {**stream, **unsubscribe_headers(sid)}
             fixed = content.message(email, message_id(sid, 1, content.domain),
                                     {"first_name": name.split(" ")[0], "preferences_url": preferences_url(sid),
-                                     "unsubscribe_url": headers["List-Unsubscribe"][1:-1]}, headers)
+                                     "unsubscribe_url": headers["List-Unsubscribe"][1:-1],
+                                     "consent_date": consented}, headers)
         ready.put(1)
         go.wait()
         for sid, email, name in people:
             if fixed is not None:
                 smtp.sendmail(content.envelope_from, [email], fixed)
                 continue
-            headers = unsubscribe_headers(sid)
+            headers = {**stream, **unsubscribe_headers(sid)}
             data = content.message(email, message_id(sid, 1, content.domain),
                                    {"first_name": name.split(" ")[0], "preferences_url": preferences_url(sid),
-                                    "unsubscribe_url": headers["List-Unsubscribe"][1:-1]}, headers)
+                                    "unsubscribe_url": headers["List-Unsubscribe"][1:-1],
+                                    "consent_date": consented}, headers)
             smtp.sendmail(content.envelope_from, [email], data)
         smtp.quit()
         done.put(1)

@@ -6,20 +6,29 @@ both, so neither has to import the other.
 
 from __future__ import annotations
 
-from flask import current_app
-
+from campaigns.layout import campaign_headers, campaign_layout, campaign_sender
 from campaigns.models import Campaign
 from campaigns.render import CompiledContent
 from campaigns.tracking import action_url, campaign_links
 from core.headers import defuse
+from core.org_settings import current_org
 from supporters.links import preferences_url
 
 
 def compile_contents(campaign: Campaign) -> dict[str, CompiledContent]:
-    sender = campaign.sender or current_app.config["MAIL_FROM"]
+    """Each language compiled once, inside the shared layout with its footer (campaigns.layout)."""
+    org = current_org()
+    sender = campaign_sender(campaign.sender, org)
     links = campaign_links(campaign)  # every link is rewritten to /r/<token> (campaigns.tracking)
-    return {c.language: CompiledContent.compile(sender, c.subject, c.body, links, language=c.language)
+    return {c.language: CompiledContent.compile(sender, c.subject, c.body, links, language=c.language,
+                                                layout=campaign_layout(org, c.language))
             for c in campaign.contents}
+
+
+def stream_headers(campaign: Campaign) -> dict[str, str]:
+    """The headers every mail of this campaign carries besides its own (List-Id, Reply-To)."""
+    org = current_org()
+    return campaign_headers(campaign_sender(campaign.sender, org), org)
 
 
 def used_placeholders(contents: dict[str, CompiledContent]) -> set[str]:

@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from flask import current_app
 
 from campaigns.audience import default_asks
-from campaigns.compose import compile_contents, placeholder_values, used_placeholders
+from campaigns.compose import compile_contents, placeholder_values, stream_headers, used_placeholders
+from campaigns.layout import consent_date
 from campaigns.models import Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus
 from campaigns.outcomes import (
     SENT,
@@ -143,6 +144,7 @@ class _Sender:
         self.campaign_id = campaign.id
         self.contents = compile_contents(campaign)
         self.used = used_placeholders(self.contents)
+        self.stream = stream_headers(campaign)  # List-Id, Reply-To
         self.languages = frozenset(self.contents)
         self.rate_per_minute = campaign.rate_per_minute
         self.quiet_hours = campaign.respect_quiet_hours
@@ -232,9 +234,10 @@ class _Sender:
     def send(self, r: Recipient) -> Outcome:
         """Render and send one message: sent, failed (a permanent refusal suppresses) or retried later."""
         content = self.contents[r.language]
-        headers = unsubscribe_headers(r.supporter_id)
+        headers = {**self.stream, **unsubscribe_headers(r.supporter_id)}
         values = placeholder_values(self.used, r.supporter_id, r.name, headers["List-Unsubscribe"][1:-1],
                                     r.delivery_id, self.action_page)
+        values["consent_date"] = consent_date(r.consented_at, r.language)
         values.update(link_values(r.delivery_id, content.slots))
         self.stopped_by = None
         try:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 
 from campaigns.audience import FREQUENCY_WINDOW
+from campaigns.layout import consent_at
 from campaigns.models import Delivery, DeliveryStatus, SkipReason
 from campaigns.outcomes import Defer, Skip
 from core.db import utcnow
@@ -43,6 +44,7 @@ class Recipient(NamedTuple):
     asks_per_month: int | None
     paused_until: datetime | None
     email_hash: str | None  # of email_normalized: the suppression list's key
+    consented_at: datetime | None = None  # the latest grant or confirmation: the footer prints its date
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,10 @@ def load_recipients(campaign_id: int, ids: list[int], languages: frozenset[str],
     rows = db.session.execute(
         sa.select(Delivery.id, Supporter.id, Supporter.email, Supporter.email_normalized, Supporter.name,
                   Supporter.language, Supporter.status, Supporter.timezone, Supporter.asks_per_month,
-                  Supporter.paused_until)
+                  Supporter.paused_until, consent_at())
         .join(Supporter, Supporter.id == Delivery.supporter_id)
         .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.SENDING).order_by(Delivery.id)).all()
-    recipients = [Recipient(*row, email_hash(row[3]) if row[3] else None) for row in rows]
+    recipients = [Recipient(*row[:-1], email_hash(row[3]) if row[3] else None, row[-1]) for row in rows]
     hashes = [r.email_hash for r in recipients if r.email_hash]
     suppressed = frozenset(db.session.scalars(
         sa.select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes))))

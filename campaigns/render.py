@@ -14,8 +14,10 @@ from __future__ import annotations
 import base64
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
+from typing import Protocol
 
 import nh3
 from markdown_it import MarkdownIt
@@ -159,6 +161,14 @@ def _b64(text: str) -> bytes:
     return base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
 
 
+class Layout(Protocol):
+    def wrap(self, text: str, html: str, slot_sentinel: Callable[[str], str]) -> tuple[str, str]:
+        """The content inside the layout; `slot_sentinel(name)` marks a per-supporter value."""
+
+
+# Fallback slots are numbered from here while the layout may still add named slots, then moved to
+# just after the last named slot (CompiledContent._values appends their values there).
+_FALLBACK_BASE = 100_000
 @dataclass(frozen=True)
 class CompiledContent:
     """One language of one campaign, compiled once and filled in per supporter."""
@@ -180,22 +190,44 @@ class CompiledContent:
 
     @classmethod
     def compile(cls, sender: str, subject: str, body: str, links: dict[str, str] | None = None,
-                language: str = "en") -> CompiledContent:
-        """`links` maps each URL to track to its slot name: those links in the body are rewritten."""
+                language: str = "en", layout: Layout | None = None) -> CompiledContent:
+        """`links` maps each URL to track to its slot name: those links in the body are rewritten.
+        `layout` wraps the body (campaigns.layout: the frame and the footer, with slots of its own)."""
         check_placeholders({"subject": subject, "body": body})
         slots, defaults = PLACEHOLDERS, ("",) * len(PLACEHOLDERS)
         if links:
             body, extra = link_sentinels(body, links, len(PLACEHOLDERS), _SENTINEL)
             slots, defaults = slots + tuple(extra.values()), defaults + tuple(extra)
-        numbering = _Slots(len(slots), language)
-        subject_parts = _split(_PLACEHOLDER.sub(numbering, defuse(subject)))
-        text = _split(markdown_to_text(_PLACEHOLDER.sub(numbering, body)))
-        html_parts = _split(markdown_to_html(_PLACEHOLDER.sub(numbering, body)))
+        numbering = _Slots(_FALLBACK_BASE, language)
+        requested: set[str] = set()  # slots the layout fills (its footer links are placeholders too)
+        subject_text = _PLACEHOLDER.sub(numbering, defuse(subject))
+        text = markdown_to_text(_PLACEHOLDER.sub(numbering, body))
+        html_body = markdown_to_html(_PLACEHOLDER.sub(numbering, body))
+        if layout is not None:
+            named = list(slots)
+
+            def sentinel(name: str) -> str:
+                requested.add(name)
+                if name not in named:
+                    named.append(name)
+                return _SENTINEL.format(named.index(name))
+
+            text, html_body = layout.wrap(text, html_body, sentinel)
+            defaults += ("",) * (len(named) - len(slots))
+            slots = tuple(named)
+        shift = len(slots) - _FALLBACK_BASE
+
+        def renumbered(value: str) -> tuple[str | int, ...]:
+            return _split(_SENTINEL_RE.sub(lambda m: _SENTINEL.format(int(m.group(1)) + shift)
+                                           if int(m.group(1)) >= _FALLBACK_BASE else m.group(0), value))
+
+        subject_parts = renumbered(subject_text)
         from_line, envelope_from = from_header(sender)
         static = header_line("Subject", "".join(subject_parts)) if all(isinstance(p, str) for p in subject_parts) else None
-        used = frozenset(m.group(1) for text_ in (subject, body) for m in _PLACEHOLDER.finditer(text_))
+        used = frozenset({m.group(1) for text_ in (subject, body) for m in _PLACEHOLDER.finditer(text_)}
+                         | (requested & set(PLACEHOLDERS)))
         return cls(sender=from_line, envelope_from=envelope_from, domain=envelope_from.rpartition("@")[2] or "localhost",
-                   subject=subject_parts, text=text, html=html_parts, subject_static=static,
+                   subject=subject_parts, text=renumbered(text), html=renumbered(html_body), subject_static=static,
                    slots=slots, defaults=defaults, fallbacks=tuple(numbering.fallbacks), used=used)
 
     def _values(self, values: dict[str, str]) -> tuple[str, ...]:

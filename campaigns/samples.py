@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from flask import current_app
 
 from campaigns.audience import audience_where
+from campaigns.compose import stream_headers
+from campaigns.layout import SAMPLE_CONSENT, consent_date
 from campaigns.models import Campaign, CampaignKind, Delivery
 from campaigns.render import CompiledContent
 from campaigns.tracking import action_url
@@ -51,12 +53,22 @@ def preview_samples(campaign: Campaign, contents: dict[str, CompiledContent]) ->
     longest = longest_name(campaign)
     samples = {}
     for language, compiled in contents.items():
-        subject, text, html = compiled.render({**links, "first_name": ""})
-        l_subject, l_text, l_html = compiled.render({**links, "first_name": longest})
+        footer = {"consent_date": consent_date(SAMPLE_CONSENT, language)}
+        subject, text, html = compiled.render({**links, **footer, "first_name": ""})
+        l_subject, l_text, l_html = compiled.render({**links, **footer, "first_name": longest})
         samples[language] = {"subject": subject, "text": text, "html": html, "first_name": None,
                              "longest_name": {"first_name": longest, "subject": l_subject, "text": l_text,
                                               "html": l_html}}
     return samples
+
+
+def sample_message(compiled: CompiledContent, language: str) -> bytes:
+    """The whole message for a made-up supporter without a name (what a spam filter would score)."""
+    base = current_app.config["PUBLIC_BASE_URL"]
+    values = {"first_name": "", "preferences_url": f"{base}/preferences/SAMPLE",
+              "unsubscribe_url": f"{base}/unsubscribe/SAMPLE", "action_url": f"{base}/act/SAMPLE",
+              "consent_date": consent_date(SAMPLE_CONSENT, language)}
+    return compiled.message("sample@example.invalid", "<preview@example.invalid>", values, {})
 
 
 def needs_smtputf8(campaign: Campaign) -> int:
@@ -106,6 +118,8 @@ def send_test(campaign: Campaign, contents: dict[str, CompiledContent], to: str,
     compiled = contents[language]
     supporter = sample_supporter(campaign, language)
     values, headers = _values(campaign, supporter)
+    values["consent_date"] = consent_date(SAMPLE_CONSENT, language)
+    headers = {**stream_headers(campaign), **headers}
     db.session.commit()  # end the read transaction before talking to the relay
     mid = f"<test.c{campaign.id}.{int(utcnow().timestamp() * 1000)}@{compiled.domain}>"
     data = compiled.message(to, mid, values, headers, subject_prefix=TEST_PREFIX)

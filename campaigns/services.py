@@ -15,6 +15,7 @@ from campaigns import audience, kinds, samples
 from campaigns.bounce_models import complaint_count
 from campaigns.compose import compile_contents
 from campaigns.engine import enqueue_pending
+from campaigns.lint import lint_content, spamassassin_score
 from campaigns.models import (
     Campaign,
     CampaignContent,
@@ -35,6 +36,7 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from core.extensions import db
 from core.headers import check_header_text
 from core.mail import SMTPUTF8_MISSING
+from core.org_settings import current_org
 from supporters.models import LANGUAGES, Supporter, SuppressionReason, email_hash
 
 S = CampaignStatus
@@ -148,11 +150,20 @@ def preview(campaign_id: int) -> dict[str, Any]:
     for reason, n in counts.items():
         if reason is not None:
             left_out[reason] = n
-    previews = samples.preview_samples(campaign, compile_contents(campaign))
+    contents = compile_contents(campaign)
+    previews = samples.preview_samples(campaign, contents)
     utf8 = samples.needs_smtputf8(campaign)
+    org = current_org()
+    lint = {}
+    for content in campaign.contents:
+        lint[content.language] = lint_content(content.subject, content.body, org)
+        if content.language in contents:
+            score = spamassassin_score(samples.sample_message(contents[content.language], content.language))
+            if score is not None:
+                previews[content.language]["spamassassin"] = score
     db.session.commit()
     return {"recipients": counts.get(None, 0), "left_out": left_out, "audience": sum(counts.values()),
-            "samples": previews, "needs_smtputf8": utf8}
+            "samples": previews, "needs_smtputf8": utf8, "lint": lint}
 
 
 def send_test(campaign_id: int, to: str, language: str | None = None) -> dict[str, Any]:

@@ -126,8 +126,15 @@ CATALOG: dict[str, dict[str, str]] = {
                              "a supporter, so nothing has changed.",
         "mail.already.preferences": "Change what you hear about and how often:",
         "mail.already.referral": "Your personal link to invite friends:",
-        "mail.footer": "You receive this email because this address was entered on our supporter form. "
-                       "Unsubscribe with one click:",
+        "mail.why.signup": "You receive this email because this address was entered on the supporter form of "
+                           "{org}. Without your confirmation we will not write to you again.",
+        "mail.why.supporter": "You receive this email because you are a supporter of {org} and this address "
+                              "was just entered on our supporter form.",
+        "mail.why.campaign": "You receive this email because on {date} you agreed to hear from {org} as a "
+                             "supporter.",
+        "mail.footer.preferences": "Preferences",
+        "mail.footer.unsubscribe": "Unsubscribe",
+        "mail.footer.privacy": "Privacy policy",
         "mail.signature": "Thank you!",
     },
     "de": {
@@ -246,8 +253,15 @@ CATALOG: dict[str, dict[str, str]] = {
                              "sind bereits Unterstützer:in, es hat sich also nichts geändert.",
         "mail.already.preferences": "Hier ändern Sie, worüber und wie oft wir Ihnen schreiben:",
         "mail.already.referral": "Ihr persönlicher Link, um Freund:innen einzuladen:",
-        "mail.footer": "Sie erhalten diese E-Mail, weil diese Adresse in unser Unterstützer-Formular "
-                       "eingetragen wurde. Mit einem Klick abmelden:",
+        "mail.why.signup": "Sie erhalten diese E-Mail, weil diese Adresse in das Unterstützer-Formular von "
+                           "{org} eingetragen wurde. Ohne Ihre Bestätigung schreiben wir Ihnen nicht wieder.",
+        "mail.why.supporter": "Sie erhalten diese E-Mail, weil Sie {org} unterstützen und diese Adresse gerade "
+                              "in unser Unterstützer-Formular eingetragen wurde.",
+        "mail.why.campaign": "Sie erhalten diese E-Mail, weil Sie am {date} eingewilligt haben, als "
+                             "Unterstützer:in Nachrichten von {org} zu bekommen.",
+        "mail.footer.preferences": "Einstellungen",
+        "mail.footer.unsubscribe": "Abmelden",
+        "mail.footer.privacy": "Datenschutz",
         "mail.signature": "Vielen Dank!",
     },
 }

@@ -46,6 +46,8 @@ ENDPOINTS = [
     ("DELETE", "/tokens/999", "admin"),
     ("GET", "/audit", "admin"),
     ("GET", "/session", "viewer"),
+    ("GET", "/settings", "viewer"),
+    ("PUT", "/settings", "admin"),
 ]
 RANK = {"viewer": 1, "manager": 2, "admin": 3}
 

@@ -107,3 +107,12 @@ def test_campaign_result_and_job_responses_match_their_documented_schemas(app, c
     done = docs.check(client.get(f"/api/v1/jobs/{job['id']}", headers=manager), "/api/v1/jobs/{job_id}", "get")
     assert done["status"] == "done" and done["download"] is not None, done
     assert len(docs.checked) == 17
+
+
+def test_the_settings_responses_match_their_documented_schema(app, client, db):
+    docs = Checker(app)
+    docs.check(client.get("/api/v1/settings", headers=auth("viewer")), "/api/v1/settings", "get")
+    changed = docs.check(client.put("/api/v1/settings", headers=auth("admin"), json={
+        "organisation_name": "Beispiel GmbH", "postal_address": "Hauptstraße 1\n12345 Musterstadt",
+        "accent_color": "#aa3300", "logo_url": None}), "/api/v1/settings", "put")
+    assert changed["effective"]["accent_color"] == "#aa3300"

@@ -4,7 +4,8 @@ import re
 
 from api.openapi import build_spec
 
-MY_MODULES = {"api.supporters", "api.tags", "api.segments", "api.users", "api.audit", "api.session", "api.openapi"}
+MY_MODULES = {"api.supporters", "api.tags", "api.segments", "api.users", "api.audit", "api.session", "api.openapi",
+              "api.settings"}
 
 
 def test_the_document_lists_every_api_route_with_security_and_problem_responses(app, client):
