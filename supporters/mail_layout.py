@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.header import Header
-from email.utils import parseaddr, quote
+from email.utils import formataddr, parseaddr
 from functools import lru_cache
 
 from flask import render_template
@@ -133,7 +133,12 @@ def render_layout(template: str, org: Org, lang: str, **values) -> MailLayout:
 # --- headers -------------------------------------------------------------------------------------
 
 def _phrase(text: str) -> str:
-    return f'"{quote(text)}"' if text.isascii() else Header(text, "utf-8").encode()
+    """A display name as a header phrase: quoted only when it must be, encoded words when not ASCII.
+
+    Never folded here (the message builder folds whole header lines with CRLF, core.headers)."""
+    if not text.isascii():
+        return Header(text, "utf-8").encode(maxlinelen=10_000)
+    return formataddr((text, "x@x")).removesuffix(" <x@x>")
 
 
 def stream_headers(org: Org, stream: str, sender: str) -> dict[str, str]:

@@ -198,7 +198,7 @@ def test_the_preview_warns_about_content_that_looks_like_spam(app, db):
     insecure = next(i for i in preview["lint"]["en"] if i["code"] == "insecure_link")
     assert "http://example.org/offer" in insecure["message"]
     sample = preview["samples"]["en"]
-    assert "5 March 2026" in sample["text"] and "https://example.invalid/unsubscribe" in sample["html"]
+    assert "5 March 2026" in sample["text"] and "http://supporters.test/unsubscribe/SAMPLE" in sample["html"]
 
 
 def test_clean_content_gets_no_warnings(app, api, db):
