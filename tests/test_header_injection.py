@@ -35,10 +35,10 @@ def field_of(response) -> list[str]:
 def test_a_subject_or_sender_name_with_line_breaks_is_refused_naming_the_field(api, attack):
     r = api.post("/campaigns", campaign(contents={"en": {"subject": attack, "body": BODY}}), role="manager")
     assert_problem(r, 422)
-    assert "contents.en.subject" in r.get_data(as_text=True)
+    assert any(f.startswith("contents.en") and f.endswith("subject") for f in field_of(r)), field_of(r)
     r = api.post("/campaigns", campaign(sender=f"{attack} <news@example.org>"), role="manager")
     assert_problem(r, 422)
-    assert "sender" in r.get_data(as_text=True)
+    assert field_of(r) == ["sender"]
     assert api.get("/campaigns", role="viewer").get_json()["items"] == []
 
 
