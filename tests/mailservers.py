@@ -59,8 +59,8 @@ def _wait_for_port(port: int, what: str, log: Path, timeout: float = 20) -> None
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port}:\n{detail}")
 
 
-# master.cf: the services Postfix needs, none chrooted (the chroot would need a copy of /etc).
-_MASTER_CF = """\
+# master.cf: the services Postfix needs, none chrooted (shared with tests/postfix.py's relay) (the chroot would need a copy of /etc).
+MASTER_CF = """\
 127.0.0.1:{smtp_port} inet n - n - - smtpd
 pickup    unix  n - n 60 1 pickup
 cleanup   unix  n - n - 0 cleanup
@@ -108,7 +108,7 @@ class PostfixServer:
         (self.dir / "queue").mkdir()
         (self.dir / "data").mkdir()
         shutil.chown(self.dir / "data", "postfix")
-        (self.etc / "master.cf").write_text(_MASTER_CF.format(smtp_port=self.port))
+        (self.etc / "master.cf").write_text(MASTER_CF.format(smtp_port=self.port))
         (self.etc / "main.cf").write_text("")
         settings = {
             "compatibility_level": "3.6",

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.mailservers import MASTER_CF
 from tests.servers import free_port
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
@@ -54,29 +55,6 @@ maximal_backoff_time = 2s
 biff = no
 """
 
-MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n - n 60 1 pickup
-cleanup   unix  n - n - 0 cleanup
-qmgr      unix  n - n 300 1 qmgr
-rewrite   unix  - - n - - trivial-rewrite
-bounce    unix  - - n - 0 bounce
-defer     unix  - - n - 0 bounce
-trace     unix  - - n - 0 bounce
-verify    unix  - - n - 1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n - - proxymap
-smtp      unix  - - n - - smtp
-relay     unix  - - n - - smtp
-showq     unix  n - n - - showq
-error     unix  - - n - - error
-retry     unix  - - n - - error
-discard   unix  - - n - - discard
-local     unix  - n n - - local
-anvil     unix  - - n - 1 anvil
-scache    unix  - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-"""
 
 
 def bare_newline_setting() -> str:
@@ -95,7 +73,7 @@ class PostfixRelay:
         bare = bare_newline_setting()
         main = MAIN_CF.format(dir=self.dir, relay_port=self.relay_port, bare_newline=bare or "no")
         (self.dir / "main.cf").write_text(main)
-        (self.dir / "master.cf").write_text(MASTER_CF.format(port=self.port))
+        (self.dir / "master.cf").write_text(MASTER_CF.format(smtp_port=self.port))
         for sub in ("queue", "data"):
             (self.dir / sub).mkdir()
         shutil.chown(self.dir / "data", "postfix", "postfix")
