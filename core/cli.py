@@ -68,6 +68,22 @@ def users_list() -> None:
         click.echo(f"{user.id}\t{user.email}\t{user.role.value}\t{state}")
 
 
+@users.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of prompting.")
+def users_set_password(email: str, password_stdin: bool) -> None:
+    """Set a user's password; every session signed in so far ends (API tokens stay valid)."""
+    try:
+        user = find_user(email)
+        user.set_password(_read_password(password_stdin))
+        record_audit("user.set_password", actor_type="cli", object_type="admin_user", object_id=user.id)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        fail(_domain_error_message(exc))
+    click.echo(f"Password changed for {user.email}; their existing sessions have ended.")
+
+
 @users.command("deactivate")
 @click.argument("email")
 def users_deactivate(email: str) -> None:
