@@ -17,6 +17,7 @@ from flask.cli import AppGroup
 from core.accounts import ApiToken, Role, create_token, create_user, find_user, record_audit, revoke_token
 from core.errors import DomainError, ValidationFailed
 from core.extensions import db
+from core.outbox_cli import outbox
 
 users = AppGroup("users", help="Manage admin users (admin, manager, viewer).")
 tokens = AppGroup("tokens", help="Manage API tokens (shown once at creation, stored hashed).")
@@ -184,6 +185,24 @@ def check_services(app: Flask) -> None:
         fail(f"REDIS_URL: cannot reach Redis at {app.config['REDIS_URL']}: {exc}", 2)
 
 
+def _port_free_or_fail(host: str, port: int) -> None:
+    """Say so before anything starts (and before any URL is printed) when the port is taken."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        fail(f"--host {host}: {exc.strerror}", 2)
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError:
+            fail(f"port {port} on {host} is in use (another server running?); "
+                 f"stop it or choose another port: scripts/run.sh --port {port + 1}", 2)
+
+
 @click.command("dev")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -193,9 +212,13 @@ def dev_command(host: str, port: int, workers: int) -> None:
     from flask_migrate import upgrade
 
     app = current_app._get_current_object()
+    _port_free_or_fail(host, port)
     check_services(app)
     upgrade()
     env = {**os.environ, "REDIS_URL": app.config["REDIS_URL"], "PYTHONUNBUFFERED": "1"}
+    if not os.environ.get("PUBLIC_BASE_URL"):  # links in mails point at the server we start
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        env["PUBLIC_BASE_URL"] = f"http://{shown}:{port}"
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
     commands = [[*flask, "run", "--host", host, "--port", str(port), "--no-reload", "--with-threads"]]
     commands += [[*flask, "worker", "--name", f"dev-{os.getpid()}-{i}"] for i in range(workers)]
@@ -215,7 +238,7 @@ def dev_command(host: str, port: int, workers: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
     # A shell starting us in the background ignores SIGINT; Ctrl-C must still stop everything.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    base = app.config["PUBLIC_BASE_URL"]
+    base = env.get("PUBLIC_BASE_URL") or app.config["PUBLIC_BASE_URL"]
     click.echo(f"\nSupporter platform running: http://{host}:{port}/join  (health: http://{host}:{port}/healthz)")
     click.echo(f"Links in mails point to PUBLIC_BASE_URL={base}; mail goes to "
                f"{'SMTP' if app.config['SMTP'] else app.config['OUTBOX_DIR']}. Press Ctrl-C to stop.\n")
@@ -250,5 +273,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(tokens)
     app.cli.add_command(worker_command)
     app.cli.add_command(dev_command)
+    app.cli.add_command(outbox)
     if not app.testing:
         sys.excepthook = _excepthook
