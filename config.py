@@ -272,6 +272,8 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         # Join flow: sites that may show /join in an iframe (CSP frame-ancestors), and the per-IP limit
         # on POST /join (Flask-Limiter syntax).
         "EMBED_ALLOWED_ORIGINS": embed_allowed_origins(env.get("EMBED_ALLOWED_ORIGINS")),
+        # `/`: a small landing page, or a redirect to the company's own site when this is set.
+        "HOME_REDIRECT_URL": home_redirect_url(env.get("HOME_REDIRECT_URL")),
         "JOIN_RATE_LIMIT": rate_limit("JOIN_RATE_LIMIT", env.get("JOIN_RATE_LIMIT"), "10 per minute;60 per hour"),
         "API_RATE_LIMIT": rate_limit("API_RATE_LIMIT", env.get("API_RATE_LIMIT"), "600 per minute"),
         "ACT_RATE_LIMIT": rate_limit("ACT_RATE_LIMIT", env.get("ACT_RATE_LIMIT"), "30 per minute;300 per hour"),
@@ -282,6 +284,16 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
     }
     settings.update(extra)
     return settings
+
+
+def home_redirect_url(raw: str | None) -> str | None:
+    value = (raw or "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() or ord(c) < 32 for c in value):
+        raise ConfigError("HOME_REDIRECT_URL", f"expected an http(s) URL such as https://www.example.com, got {value!r}")
+    return value
 
 
 def embed_allowed_origins(raw: str | None) -> tuple[str, ...]:

@@ -33,6 +33,7 @@ FEATURE_MODULES = (
     "core.cli",
     "core.deliverability",
     "supporters.web",
+    "supporters.pages",
     "supporters.cli",
     "api",
     "campaigns.web",
