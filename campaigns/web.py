@@ -8,6 +8,8 @@ campaigns.acting; this module translates between HTTP and those services.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import TooManyRequests
 
@@ -60,7 +62,8 @@ def _page(ctx: acting.ActContext, token: str, status: int = 200, errors: dict | 
                "errors": errors or {}, "config": cfg, **extra}
     if campaign.kind.value == "share":
         context.update(template="share", networks=cfg.get("networks", list(kinds.NETWORKS)),
-                       text=extra.get("text") or acting.share_text(ctx, g.lang))
+                       text=extra.get("text") or acting.share_text(ctx, g.lang), shared_page=cfg.get("url"),
+                       shared_host=urlsplit(cfg.get("url") or "").hostname)
     elif campaign.kind.value == "review":
         kind = ctx.supporter.kind.value
         context.update(template="review", destinations=acting.review_destinations(ctx),
@@ -102,6 +105,8 @@ def act(token: str):
         return _problem(404, "problem.link")
     _set_language(ctx)
     if request.method != "POST":
+        if request.args.get("copied") and ctx.campaign.kind.value == "share":
+            return _page(ctx, token, copied=True, shared_url=acting.shared_url(ctx))
         done = request.args.get("done")
         if done:  # the Get after a Post/Redirect: the result, and a reload posts nothing again
             return _page(ctx, token, done=True, outcome=done if done in DONE_OUTCOMES else None)
@@ -113,8 +118,8 @@ def act(token: str):
         kind = ctx.campaign.kind.value
         if kind == "share":
             target = acting.share(ctx, form.get("network", ""), form.get("text"))
-            if target is None:
-                return _page(ctx, token, copied=True, shared_url=acting.shared_url(ctx), text=form.get("text"))
+            if target is None:  # copy-link: Post/Redirect/Get to the page showing the link
+                return redirect(url_for("actions.act", token=token, lang=g.lang, copied="1"), 303)
             return redirect(target, 303)
         if kind == "review":
             acting.confirm_review(ctx, form.get("site", ""), form.get("review_url"))
