@@ -17,6 +17,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 ROOT = Path(__file__).resolve().parent
+
+
+def default_instance_path() -> Path:
+    """`instance/` in a checkout (next to this file), else in the working directory.
+
+    An installed package lives in site-packages, which is no place for a database or a key file.
+    """
+    if (ROOT / "pyproject.toml").exists():
+        return ROOT / "instance"
+    return Path.cwd() / "instance"
 ENVIRONMENTS = ("development", "production", "testing")
 
 
@@ -223,7 +233,7 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
     environment = (env.get("APP_ENV") or "development").strip().lower()
     if environment not in ENVIRONMENTS:
         raise ConfigError("APP_ENV", f"unknown environment {environment!r}; use one of {', '.join(ENVIRONMENTS)}")
-    instance_path = Path(env.get("INSTANCE_PATH") or ROOT / "instance").resolve()
+    instance_path = Path(env.get("INSTANCE_PATH") or default_instance_path()).resolve()
 
     settings = {
         "ENVIRONMENT": environment,
