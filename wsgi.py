@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent
 MIGRATIONS = ROOT / "migrations"
 
 # Modules that define models: imported before anything needs the full metadata (Alembic too).
-MODEL_MODULES = ("core.accounts", "core.org_settings", "supporters.models", "supporters.transfer_jobs",
+MODEL_MODULES = ("core.accounts", "core.org_settings", "core.blobs", "supporters.models", "supporters.transfer_jobs",
                  "campaigns.models", "campaigns.actions", "campaigns.bounce_models")
 
 # Feature modules, each with an `init_app(app)` that registers its blueprints and CLI groups.
