@@ -157,7 +157,11 @@ class DatabaseStore:
 
     @contextlib.contextmanager
     def writer(self, key: str):
-        """A binary stream for a new version of `key`; visible to others only once the block ends."""
+        """A binary stream for a new version of `key`; visible to others only once the block ends.
+
+        The chunks go in through a connection of the writer's own: commit the session first (on
+        SQLite a pending write of the caller's would hold the lock the writer waits for).
+        """
         out = _ChunkWriter(self.engine, check_key(key))
         try:
             yield out

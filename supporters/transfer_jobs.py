@@ -82,7 +82,8 @@ def create_job(kind: TransferKind, params: dict, requested_by: str | None, file_
     db.session.flush()
     if kind is not TransferKind.IMPORT_SUPPORTERS:
         suffix = "jsonl" if params.get("format") == "jsonl" else "csv"
-        record.file_path = f"{kind.value}-{record.id}.{suffix}"
+        # Unique even if an id is ever used again (SQLite reuses the highest id once its row is gone).
+        record.file_path = f"{kind.value}-{record.id}-{secrets.token_hex(6)}.{suffix}"
     return record
 
 
