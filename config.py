@@ -133,6 +133,28 @@ def smtp_settings(raw: str | None) -> dict | None:
     }
 
 
+def database_pool_mode(raw: str | None, database: str) -> str:
+    """DATABASE_POOL_MODE: `session` (a direct connection, or PgBouncer in session pooling) or
+    `transaction` (PgBouncer in transaction pooling: no prepared statements, no session state)."""
+    value = (raw or "session").strip().lower()
+    if value not in ("session", "transaction"):
+        raise ConfigError("DATABASE_POOL_MODE", f"expected session or transaction, got {raw!r}")
+    if value == "transaction" and not database.startswith("postgresql"):
+        raise ConfigError("DATABASE_POOL_MODE", "transaction pooling is a PostgreSQL (PgBouncer) setting; "
+                                                "SQLite has no pooler")
+    return value
+
+
+def engine_options(pool_mode: str) -> dict:
+    options: dict = {"pool_pre_ping": True}
+    if pool_mode == "transaction":
+        # psycopg prepares a statement on the server after its fifth execution; behind PgBouncer in
+        # transaction pooling the next transaction may run on another server connection, which does
+        # not know it ("prepared statement _pg3_0 does not exist"). None: never prepare.
+        options["connect_args"] = {"prepare_threshold": None}
+    return options
+
+
 def transfer_storage(raw: str | None, database: str) -> str:
     """TRANSFER_STORAGE: `local` or `database`; by default the database on PostgreSQL (shared by every
     host), the instance folder on SQLite (one host anyway)."""
@@ -235,6 +257,29 @@ def secret_key(raw: str | None, environment: str, instance_path: Path) -> str:
     return key
 
 
+def single_host_warnings(settings: dict, secret_from_file: bool) -> list[str]:
+    """What ties this configuration to one host although it points at a shared database.
+
+    Nothing here stops the start (one host on PostgreSQL is a fine setup), but each line says what
+    breaks as soon as a second web or worker host joins; docs/architecture.md ("Several hosts").
+    """
+    if settings["ENVIRONMENT"] == "testing" or not settings["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        return []
+    instance = settings["INSTANCE_PATH"]
+    warnings = []
+    if secret_from_file:
+        warnings.append(f"SECRET_KEY is not set: links and sessions are signed with {instance}/secret_key, a file "
+                        "of this host; every other host has its own key and rejects this one's links. "
+                        "Set the same SECRET_KEY on every host.")
+    if settings["REDIS_URL"] is None:
+        warnings.append(f"REDIS_URL is not set: jobs go to an embedded Redis in {instance}, which no other host "
+                        "sees (workers elsewhere never get them). Set REDIS_URL to a shared Redis.")
+    if settings["TRANSFER_STORAGE"] == "local":
+        warnings.append(f"TRANSFER_STORAGE=local: export and import files stay in {instance}/transfers on the host "
+                        "that wrote them. Use TRANSFER_STORAGE=database (the default on PostgreSQL).")
+    return warnings
+
+
 def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
     """Read and validate the settings; `overrides` replace environment variables by name."""
     env = dict(os.environ if environ is None else environ)
@@ -247,6 +292,7 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
     instance_path = Path(env.get("INSTANCE_PATH") or default_instance_path()).resolve()
 
     database = database_url(env.get("DATABASE_URL"), instance_path)
+    pool_mode = database_pool_mode(env.get("DATABASE_POOL_MODE"), database)
     settings = {
         "ENVIRONMENT": environment,
         "TESTING": environment == "testing",
@@ -290,7 +336,8 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         # finished job's files are kept before the sweeper deletes them.
         "TRANSFER_STORAGE": transfer_storage(env.get("TRANSFER_STORAGE"), database),
         "TRANSFER_KEEP_HOURS": _int("TRANSFER_KEEP_HOURS", env.get("TRANSFER_KEEP_HOURS"), 24, minimum=1),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "DATABASE_POOL_MODE": pool_mode,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(pool_mode),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": environment == "production",
@@ -308,6 +355,8 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES"), 0),
     }
     settings.update(extra)
+    settings["SINGLE_HOST_WARNINGS"] = single_host_warnings(
+        settings, secret_from_file=not env.get("SECRET_KEY") and environment == "development")
     return settings
 
 
