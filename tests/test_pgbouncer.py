@@ -74,9 +74,10 @@ def test_without_the_setting_prepared_statements_break_behind_transaction_poolin
             assert first.execute(query, ["x"]).fetchone() == second.execute(query, ["x"]).fetchone()
 
 
-def test_the_setting_turns_prepared_statements_off_and_the_migrations_ran_through_the_bouncer(app, db):
+def test_the_setting_turns_prepared_statements_off_and_the_migrations_ran_through_the_bouncer(app, db, bouncer):
     assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"] == {"prepare_threshold": None}
-    assert db.engine.url.port == urlsplit(app.config["SQLALCHEMY_DATABASE_URI"]).port
+    assert db.engine.url.port == bouncer.port != RUNNING["postgresql"].port
+    assert f"db={DATABASE}" in bouncer.log()  # the bouncer saw our logins
     with db.engine.connect() as conn:
         assert conn.connection.driver_connection.prepare_threshold is None
         newest = sorted((ROOT / "migrations" / "versions").glob("0*.py"))[-1].stem
