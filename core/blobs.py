@@ -242,7 +242,7 @@ class _ChunkWriter:
             raise ValueError("write to a closed transfer file")
         self.buffer += data
         while len(self.buffer) >= CHUNK_SIZE:
-            self._put(bytes(self.buffer[:CHUNK_SIZE]))
+            self._put(bytes(memoryview(self.buffer)[:CHUNK_SIZE]))  # one copy, not two
             del self.buffer[:CHUNK_SIZE]
         return len(data)
 

@@ -259,3 +259,12 @@ def test_the_sweeper_expires_transfer_files(app, db):
     db.session.commit()
     assert sweep()["transfer_files"] == 1
     assert db.session.scalar(sa.select(sa.func.count()).select_from(transfer_files)) == 0
+
+
+def test_chunks_are_stored_with_lz4_or_else_uncompressed_never_with_pglz(app, db):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("column compression is PostgreSQL's")
+    storage, compression = db.session.execute(sa.text(
+        "SELECT attstorage, attcompression FROM pg_attribute "
+        "WHERE attrelid = 'transfer_chunks'::regclass AND attname = 'data'")).one()
+    assert (storage, compression) in (("x", "l"), ("e", "")), (storage, compression)
