@@ -44,9 +44,6 @@ FEATURE_MODULES = (
 )
 
 
-_WARNED: set[str] = set()
-
-
 class BoundedIntConverter(IntegerConverter):
     """`<int:…>` never matches a number a 32-bit key cannot hold: a 404, not a database error.
 
@@ -65,12 +62,6 @@ def create_app(overrides: dict | None = None) -> Flask:
     except config.ConfigError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-
-    # Said loudly, once per process: a setting that ties this host's state to this host.
-    for warning in settings["SINGLE_HOST_WARNINGS"]:
-        if warning not in _WARNED:
-            _WARNED.add(warning)
-            print(f"WARNING (several hosts): {warning}", file=sys.stderr)
 
     app = Flask(__name__, instance_path=settings["INSTANCE_PATH"])
     app.url_map.converters["int"] = BoundedIntConverter

@@ -268,3 +268,27 @@ def test_chunks_are_stored_with_lz4_or_else_uncompressed_never_with_pglz(app, db
         "SELECT attstorage, attcompression FROM pg_attribute "
         "WHERE attrelid = 'transfer_chunks'::regclass AND attname = 'data'")).one()
     assert (storage, compression) in (("x", "l"), ("e", "")), (storage, compression)
+
+
+def test_a_worker_on_a_shared_database_names_what_would_stay_on_its_host(subprocess_env, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not subprocess_env["DATABASE_URL"].startswith("postgresql"):
+        pytest.skip("one host on SQLite is what the embedded default is for: nothing to warn about")
+    env = {**subprocess_env, "APP_ENV": "development", "INSTANCE_PATH": str(tmp_path / "host"),
+           "TRANSFER_STORAGE": "local"}
+    env.pop("SECRET_KEY", None)
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst", "--queues", "default"],
+                            cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING (several hosts): ")]
+    assert len(warnings) == 2, result.stderr
+    assert "SECRET_KEY is not set" in warnings[0] and "TRANSFER_STORAGE=local" in warnings[1]
+    env.update(SECRET_KEY="k" * 40, TRANSFER_STORAGE="database")
+    quiet = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst", "--queues", "default"],
+                           cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert quiet.returncode == 0 and "WARNING (several hosts)" not in quiet.stderr, quiet.stderr
