@@ -157,6 +157,7 @@ def worker_command(queues: tuple[str, ...], burst: bool, fork: bool, name: str |
 
     app = current_app._get_current_object()
     check_services(app)
+    warn_single_host(app)
     try:
         worker = make_worker(app, queues or None, fork=fork, name=name)
     except ValueError as exc:
@@ -169,6 +170,12 @@ def worker_command(queues: tuple[str, ...], burst: bool, fork: bool, name: str |
     # an inherited socket would keep its transaction and row locks alive in the orphan).
     os.register_at_fork(before=db.engine.dispose)
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+
+
+def warn_single_host(app: Flask) -> None:
+    """Say loudly what ties this process's state to its host (config.single_host_warnings)."""
+    for warning in app.config.get("SINGLE_HOST_WARNINGS", ()):
+        click.echo(f"WARNING (several hosts): {warning}", err=True)
 
 
 def check_services(app: Flask) -> None:

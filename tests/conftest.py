@@ -96,6 +96,7 @@ def _empty_everything(app) -> None:
                 conn.execute(table.delete())
     app.extensions["redis"].flushdb()
     shutil.rmtree(app.config["OUTBOX_DIR"], ignore_errors=True)
+    shutil.rmtree(Path(app.instance_path) / "transfers", ignore_errors=True)
 
 
 @pytest.fixture
