@@ -13,7 +13,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 def init_app(app: Flask) -> None:
-    from api import errors
+    from api import docs_page, errors
     from core.extensions import csrf
 
     for module in pkgutil.iter_modules(__path__):
@@ -21,4 +21,5 @@ def init_app(app: Flask) -> None:
     # Bearer tokens are not sent by browsers on their own; cookie writes are checked in api.auth.
     csrf.exempt(bp)
     app.register_blueprint(bp)
+    app.register_blueprint(docs_page.assets)
     errors.init_app(app)
