@@ -38,6 +38,7 @@ FEATURE_MODULES = (
     "campaigns.web",
     "campaigns.cli",
     "campaigns.cli_bounces",
+    "reports",
 )
 
 
