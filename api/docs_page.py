@@ -26,6 +26,7 @@ POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'sel
 
 # Not under the `api` blueprint: the assets are no API operations (and stay out of the document).
 assets = Blueprint("api_docs", __name__, url_prefix="/api/v1/docs/assets")
+BLUEPRINTS = (assets,)  # registered by api.init_app
 
 PAGE = """<!doctype html>
 <html lang="en">

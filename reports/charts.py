@@ -127,8 +127,9 @@ def svg(item: Chart) -> str:
             drawing.add(column, [row[i] for row in item.rows])
     else:
         drawing = pygal.HorizontalBar(**options)
-        drawing.x_labels = [str(row[0]) for row in item.rows]
-        drawing.add(item.columns[-1], [row[1] for row in item.rows])
+        rows = item.rows[::-1]  # pygal draws the first bar at the bottom; read top-down like the table
+        drawing.x_labels = [str(row[0]) for row in rows]
+        drawing.add(item.columns[-1], [row[1] for row in rows])
     tree = drawing.render_tree()
     for parent in tree.iter():  # pygal always adds a config <script>; a chart needs none
         for child in [c for c in parent if c.tag in ("script", f"{{{SVG_NS}}}script")]:

@@ -12,6 +12,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 
+import reports.charts as charts
 from campaigns import results
 from campaigns.models import Campaign
 from core.accounts import authenticate, record_audit
@@ -19,7 +20,6 @@ from core.db import utcnow
 from core.errors import DomainError
 from core.extensions import db, limiter
 from core.headers import unsafe_characters
-from reports import charts
 
 bp = Blueprint("reports", __name__, url_prefix="/manage", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -120,9 +120,9 @@ def campaigns():
 def campaign(campaign_id: int):
     if not _signed_in():
         return _to_sign_in()
-    bucket = request.args.get("bucket", "day")
+    bucket = request.args.get("bucket", "hour")  # a campaign's first days, hour by hour
     if bucket not in results.BUCKETS:
-        bucket = "day"
+        bucket = "hour"
     item = db.session.get(Campaign, campaign_id)
     if item is None:
         abort(404)

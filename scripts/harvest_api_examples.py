@@ -82,6 +82,7 @@ CALLS: list[tuple[str, str, str, dict | None]] = [
     ("campaign_stats", "GET", "/campaigns/{share}/stats", None),
     ("campaign_results", "GET", "/campaigns/{poll}/results?bucket=week", None),
     ("campaign_actions", "GET", "/campaigns/{petition}/actions?limit=2", None),
+    ("campaign_chart", "GET", "/campaigns/{poll}/charts/options.svg", None),
     ("report_bounce", "POST", "/campaigns/bounces", {"delivery_id": "{delivery}", "type": "hard",
                                                       "reason": "550 5.1.1 mailbox does not exist"}),
     ("petition_answer", "POST", "/campaigns/{petition}/answer", {"contents": {"en": {
@@ -189,8 +190,10 @@ def main() -> int:
                                   ("start_supporter_export", "job")):
                     if op == key:
                         ids[name] = answer["id"]
-            elif response.mimetype in ("image/svg+xml", "text/html"):
+            elif response.mimetype == "text/html":
                 entry["response"] = _shorten(response.get_data(as_text=True))
+            elif response.mimetype == "image/svg+xml":  # whole: a cut SVG would not show what one gets
+                entry["response"] = response.get_data(as_text=True)
             examples[op] = entry
         signed_out = client.delete("/api/v1/session")
         examples["sign_out"] = {"status": signed_out.status_code}
