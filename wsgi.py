@@ -42,6 +42,7 @@ FEATURE_MODULES = (
     "campaigns.web",
     "campaigns.cli",
     "campaigns.cli_bounces",
+    "reports",
 )
 
 

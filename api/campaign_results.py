@@ -50,6 +50,13 @@ class ActionPage(_Open):
     next_after = fields.Integer(allow_none=True, required=True, metadata={"description": "null on the last page"})
 
 
+class ActivityOut(_Open):
+    start = fields.String(required=True, metadata={"description": "the bucket's start, UTC"})
+    sent = fields.Integer(required=True)
+    clicked = fields.Integer(required=True)
+    acted = fields.Integer(required=True)
+
+
 class ResultsOut(_Open):
     """Plus one member named after the campaign's kind (share, review, vote) with its figures."""
 
@@ -58,7 +65,14 @@ class ResultsOut(_Open):
     referral_depth = fields.Integer(required=True)
     links = fields.List(fields.Dict(), required=True)
     bucket = fields.String(required=True)
-    timeline = fields.List(fields.Dict(), required=True)
+    timeline = fields.List(fields.Dict(), required=True, metadata={
+        "description": "actions per time bucket and kind: {start, share: n, …}"})
+    activity = fields.List(fields.Nested(ActivityOut), required=True, metadata={
+        "description": "per time bucket: mails sent, first clicks per mail, first actions per supporter "
+                       "(each column adds up to the funnel's figure)"})
+    referral_generations = fields.List(fields.Integer(), required=True, metadata={
+        "description": "newcomers per generation of the referral tree: joined through the campaign, "
+                       "brought by those, …"})
 
 
 def _int_arg(name: str, default: int, lo: int, hi: int) -> int:

@@ -202,7 +202,7 @@ def start_consent_export():
 
 
 @bp.post("/imports/supporters")
-@doc("Import a CSV as a job", tag="Jobs", response=JobOut, status=202, errors=(413, 422), headers={"Location": {"schema": {"type": "string"}}}, description=(
+@doc("Import a CSV as a job", tag="Jobs", response=JobOut, status=202, errors=(413, 422), headers={"Location": {"schema": {"type": "string"}}}, form=ImportSchema, files=("file",), description=(
     "Upload the CSV as the multipart field `file` (at most IMPORT_MAX_BYTES); the other form fields are the "
     "CLI's options: " + ", ".join(f"`{name}`" for name in ImportSchema._declared_fields) + "."))
 @require("admin")

@@ -13,6 +13,7 @@ path parameters, its security and the problem+json error shape. Usage (outermost
 
 from __future__ import annotations
 
+import inspect
 import re
 from http import HTTPStatus
 
@@ -23,6 +24,7 @@ from marshmallow import Schema
 from werkzeug.routing import IntegerConverter
 
 from api import bp
+from api.openapi_text import GETTING_STARTED, TAGS, operation_examples, problem_example
 from api.schemas import Problem
 
 PROBLEM_JSON = "application/problem+json"
@@ -32,25 +34,30 @@ _RULE_ARG = re.compile(r"<(?:(?P<conv>[^:<>]+):)?(?P<name>\w+)>")
 def doc(summary: str, *, tag: str, description: str | None = None, query: type[Schema] | None = None,
         body: type[Schema] | None = None, response: type[Schema] | None = None, status: int = 200,
         errors: tuple[int, ...] = (), headers: dict[str, dict] | None = None, public: bool = False,
-        idempotent: bool = False, etag: bool = False, body_optional: bool = False):
+        idempotent: bool = False, etag: bool = False, body_optional: bool = False,
+        form: type[Schema] | None = None, files: tuple[str, ...] = (), media: dict[str, dict] | None = None):
     """Describe an operation for the OpenAPI document; applied outside `require`.
 
     Every operation with a body also documents 413 (beyond MAX_CONTENT_LENGTH) and 422 (a field
     with control characters, among others); `body_optional`: no body means the schema's defaults.
+    `description` is Markdown (the view's docstring when not given). `form` and `files`: a
+    multipart/form-data body (those form fields and file uploads) instead of JSON; `media`: a
+    success body that is not JSON, as {media type: schema}. Examples come from api/examples.json.
     """
 
     def decorate(view):
         view.api_doc = {"summary": summary, "tag": tag, "description": description, "query": query,
                         "body": body, "response": response, "status": status, "errors": errors,
                         "headers": headers or {}, "public": public, "idempotent": idempotent, "etag": etag,
-                        "body_optional": body_optional}
+                        "body_optional": body_optional, "form": form, "files": files, "media": media}
         return view
 
     return decorate
 
 
 def _problem(status: int) -> dict:
-    return {"description": HTTPStatus(status).phrase, "content": {PROBLEM_JSON: {"schema": Problem}}}
+    return {"description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {"schema": Problem, "example": problem_example(status)}}}
 
 
 def _path_and_parameters(rule) -> tuple[str, list[dict]]:
@@ -76,7 +83,7 @@ def _operation(view, method: str, path_params: list[dict]) -> dict:
     role = getattr(view, "required_role", None)
     op: dict = {"summary": meta["summary"], "tags": [meta["tag"]], "operationId": view.__name__,
                 "parameters": list(path_params), "responses": {}}
-    description = meta["description"] or ""
+    description = meta["description"] or _docstring_body(view)
     if role is not None:
         description = (description + f"\n\nRequires the `{role.value}` role or higher.").strip()
     if description:
@@ -91,13 +98,19 @@ def _operation(view, method: str, path_params: list[dict]) -> dict:
         op["parameters"].append({"in": "header", "name": "If-Match", "required": False,
                                  "description": "The ETag you read; a changed resource gives 412.",
                                  "schema": {"type": "string", "maxLength": 200}})
+    example = operation_examples().get(view.__name__, {})
     if meta["body"] is not None:
-        op["requestBody"] = {"required": not meta.get("body_optional"),
-                             "content": {"application/json": {"schema": meta["body"]}}}
+        op["requestBody"] = {"required": not meta.get("body_optional"), "content": {
+            "application/json": _with_example({"schema": _body_schema(meta["body"], method)}, example, "request")}}
+    if meta.get("form") is not None:
+        op["requestBody"] = {"required": True, "content": {"multipart/form-data": _with_example(
+            {"schema": _form_schema(meta["form"], meta.get("files", ()))}, example, "form")}}
     status = meta["status"]
     success: dict = {"description": HTTPStatus(status).phrase}
     if meta["response"] is not None:
-        success["content"] = {"application/json": {"schema": meta["response"]}}
+        success["content"] = {"application/json": _with_example({"schema": meta["response"]}, example, "response")}
+    for media_type, schema in (meta.get("media") or {}).items():
+        success.setdefault("content", {})[media_type] = _with_example({"schema": schema}, example, "response")
     response_headers = dict(meta["headers"])
     if meta["etag"] and method == "get":
         response_headers["ETag"] = {"schema": {"type": "string"}}
@@ -106,7 +119,7 @@ def _operation(view, method: str, path_params: list[dict]) -> dict:
     op["responses"][str(status)] = success
 
     codes = set(meta["errors"]) | {400}
-    if meta["body"] is not None:
+    if meta["body"] is not None or meta.get("form") is not None:
         codes |= {413, 415, 422}
     if meta["query"] is not None:
         codes.add(422)
@@ -122,15 +135,44 @@ def _operation(view, method: str, path_params: list[dict]) -> dict:
         codes |= {401, 403, 429}
     for code in sorted(codes):
         op["responses"][str(code)] = _problem(code)
-    op["responses"]["default"] = {"description": "Any other error", "content": {PROBLEM_JSON: {"schema": Problem}}}
+    op["responses"]["default"] = {"description": "Any other error", "content": {PROBLEM_JSON: {
+        "schema": Problem, "example": problem_example("default")}}}
     return op
+
+
+def _body_schema(schema: type[Schema], method: str) -> type[Schema] | Schema:
+    """A PATCH loads its body partially (fields given replace): then no field is required."""
+    if method == "patch" and any(f.required for f in schema._declared_fields.values()):
+        return schema(partial=True)
+    return schema
+
+
+def _docstring_body(view) -> str:
+    """The Markdown under a view docstring's first line (the summary), if any."""
+    lines = (view.__doc__ or "").strip().splitlines()
+    return inspect.cleandoc("\n".join(lines[1:])) if len(lines) > 1 else ""
+
+
+def _with_example(media: dict, example: dict, key: str) -> dict:
+    if key in example:
+        media["example"] = example[key]
+    return media
+
+
+def _form_schema(form: type[Schema], files: tuple[str, ...]) -> dict:
+    """A multipart body: the form schema's fields as strings (booleans as true/false), plus the files."""
+    properties: dict[str, dict] = {name: {"type": "string", "format": "binary"} for name in files}
+    for name, field in form._declared_fields.items():
+        kind = {"Boolean": "boolean", "List": "array"}.get(type(field).__name__, "string")
+        properties[name] = {"type": kind, **({"items": {"type": "string"}} if kind == "array" else {})}
+    return {"type": "object", "properties": properties, "required": list(files)}
 
 
 def build_spec(app) -> dict:
     spec = APISpec(
         title="Supporter platform API", version="1", openapi_version="3.0.3",
         plugins=[MarshmallowPlugin()],
-        info={"description": "The campaign managers' REST API. Conventions: docs/api.md."},
+        info={"description": GETTING_STARTED},
         servers=[{"url": "/"}],
     )
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
@@ -138,13 +180,22 @@ def build_spec(app) -> dict:
     spec.components.security_scheme("sessionCookie", {"type": "apiKey", "in": "cookie", "name": "session",
                                                       "description": "After POST /api/v1/session; writes also need the X-CSRF-Token header."})
     spec.components.schema("Problem", schema=Problem)
+    for name, text in TAGS:
+        spec.tag({"name": name, "description": text})
     paths: dict[str, dict] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if not rule.endpoint.startswith(f"{bp.name}."):
             continue
         view = app.view_functions[rule.endpoint]
+        if getattr(view, "api_hidden", False):
+            continue
         path, params = _path_and_parameters(rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            body = (getattr(view, "api_doc", None) or {}).get("body")
+            partial = _body_schema(body, method.lower()) if body is not None else None
+            name = body.__name__.removesuffix("Schema") + "Patch" if body is not None else ""
+            if isinstance(partial, Schema) and name not in spec.components.schemas:
+                spec.components.schema(name, schema=partial)  # a partial body gets its own name
             paths.setdefault(path, {})[method.lower()] = _operation(view, method.lower(), params)
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
@@ -165,46 +216,3 @@ def _document(app) -> dict:
     if document is None:
         document = app.extensions["api_openapi"] = build_spec(app)
     return document
-
-
-_PAGE = """<!doctype html><html lang="en"><meta charset="utf-8"><title>{title}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}
-h2{{margin-top:2rem;border-bottom:1px solid #ddd}}section{{margin:1rem 0;padding:.5rem 1rem;background:#f7f7f7}}
-code,pre{{font:13px ui-monospace,monospace}}pre{{white-space:pre-wrap;background:#fff;padding:.5rem}}
-.m{{display:inline-block;min-width:4.5rem;font-weight:bold}}details summary{{cursor:pointer}}</style>
-<h1>{title}</h1><p>{description} The machine-readable contract: <a href="openapi.json">openapi.json</a>.</p>
-{body}</html>"""
-
-
-@bp.get("/docs")
-@doc("This API, as a readable page (no JavaScript, no CDN)", tag="Meta", public=True)
-def openapi_page():
-    from markupsafe import escape
-
-    document = _document(current_app)
-    schemas = document["components"]["schemas"]
-    by_tag: dict[str, list[str]] = {}
-    for path, operations in document["paths"].items():
-        for method, op in operations.items():
-            params = "".join(f"<li><code>{escape(p['name'])}</code> ({escape(p['in'])}"
-                             f"{', required' if p.get('required') else ''}) {escape(p.get('description', ''))}</li>"
-                             for p in op.get("parameters", []))
-            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
-            ref = body.get("$ref", "").rsplit("/", 1)[-1]
-            body_html = (f"<details><summary>Body: <code>{escape(ref)}</code></summary><pre>"
-                         f"{escape(json.dumps(schemas.get(ref, body), indent=2))}</pre></details>") if body else ""
-            codes = ", ".join(escape(c) for c in op["responses"])
-            by_tag.setdefault(op["tags"][0], []).append(
-                f"<section><p><span class=m>{method.upper()}</span><code>{escape(path)}</code> — "
-                f"{escape(op['summary'])}</p><p>{escape(op.get('description', ''))}</p>"
-                f"{'<ul>' + params + '</ul>' if params else ''}{body_html}<p>Responses: {codes}</p></section>")
-    body = "".join(f"<h2>{escape(tag)}</h2>{''.join(items)}" for tag, items in sorted(by_tag.items()))
-    page = _PAGE.format(title=escape(document["info"]["title"]),
-                        description=escape(document["info"].get("description", "")), body=body)
-    response = Response(page, mimetype="text/html")
-    # Its one <style> element is all it loads (core.hygiene adds the other security headers).
-    response.headers["Content-Security-Policy"] = ("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
-                                                   "form-action 'none'; frame-ancestors 'none'")
-    response.headers["X-Frame-Options"] = "DENY"
-    return response

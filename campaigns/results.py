@@ -64,6 +64,48 @@ def referral_depth(campaign_id: int) -> int:
     return int(db.session.execute(sa.select(sa.func.max(tree.c.depth))).scalar_one() or 0)
 
 
+def referral_generations(campaign_id: int) -> list[int]:
+    """Newcomers per generation of the campaign's referral tree: [joined through it, brought by those, …].
+
+    Each person counts once, in the nearest generation they belong to.
+    """
+    first = newcomers_query(campaign_id).subquery()
+    tree = sa.select(first.c.supporter_id.label("id"), sa.literal(1).label("depth")).cte("gens", recursive=True)
+    child = sa.orm.aliased(Supporter)
+    tree = tree.union_all(sa.select(child.id, tree.c.depth + 1).join(tree, child.referred_by_id == tree.c.id)
+                          .where(child.confirmed_at.is_not(None), tree.c.depth < MAX_DEPTH))
+    nearest = sa.select(tree.c.id, sa.func.min(tree.c.depth).label("depth")).group_by(tree.c.id).subquery()
+    counts = dict(db.session.execute(sa.select(nearest.c.depth, sa.func.count()).group_by(nearest.c.depth)).all())
+    return [counts.get(depth, 0) for depth in range(1, max(counts, default=0) + 1)]
+
+
+def activity(campaign_id: int, bucket: str) -> list[dict[str, Any]]:
+    """Per time bucket: mails sent, first clicks (per mail) and first actions (per supporter).
+
+    Each column adds up to the funnel's sent, clicked and acted.
+    """
+    cid = campaign_id
+    rows: dict[str, dict[str, int]] = {}
+    sent_at = _bucket(Delivery.sent_at, bucket).label("b")
+    first_click = (sa.select(sa.func.min(Click.first_at).label("at")).join(Link, Link.id == Click.link_id)
+                   .where(Link.campaign_id == cid, Link.purpose != LinkPurpose.VISIT).group_by(Click.delivery_id)
+                   .subquery())
+    first_action = (sa.select(sa.func.min(Action.created_at).label("at"))
+                    .where(Action.campaign_id == cid, Action.supporter_id.is_not(None))
+                    .group_by(Action.supporter_id).subquery())
+    clicked_at = _bucket(first_click.c.at, bucket).label("b")
+    acted_at = _bucket(first_action.c.at, bucket).label("b")
+    for name, query in (
+            ("sent", sa.select(sent_at, sa.func.count()).where(
+                Delivery.campaign_id == cid, Delivery.status.in_((DeliveryStatus.SENT, DeliveryStatus.BOUNCED)),
+                Delivery.sent_at.is_not(None)).group_by(sent_at)),
+            ("clicked", sa.select(clicked_at, sa.func.count()).group_by(clicked_at)),
+            ("acted", sa.select(acted_at, sa.func.count()).group_by(acted_at))):
+        for when, n in db.session.execute(query):
+            rows.setdefault(when, {"sent": 0, "clicked": 0, "acted": 0})[name] = n
+    return [{"start": k, **v} for k, v in sorted(rows.items())]
+
+
 def results(campaign_id: int, bucket: str = "day") -> dict[str, Any]:
     if bucket not in BUCKETS:
         raise ValidationFailed({"bucket": [f"use one of {', '.join(BUCKETS)}"]})
@@ -96,9 +138,11 @@ def results(campaign_id: int, bucket: str = "day") -> dict[str, Any]:
         "funnel": {"audience": audience, "sent": sent, "clicked": clicked, "acted": acted, "newcomers": newcomers},
         "k_factor": round(newcomers / acted, 4) if acted else None,
         "referral_depth": referral_depth(cid),
+        "referral_generations": referral_generations(cid),
         "links": links,
         "bucket": bucket,
         "timeline": [{"start": k, **v} for k, v in sorted(timeline.items())],
+        "activity": activity(cid, bucket),
         campaign.kind.value: figures,
     }
 

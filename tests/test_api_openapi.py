@@ -5,7 +5,7 @@ import re
 from api.openapi import build_spec
 
 MY_MODULES = {"api.supporters", "api.tags", "api.segments", "api.users", "api.audit", "api.session", "api.openapi",
-              "api.settings"}
+              "api.settings", "api.docs_page"}
 
 
 def test_the_document_lists_every_api_route_with_security_and_problem_responses(app, client):
@@ -63,11 +63,22 @@ def test_operations_added_later_by_other_modules_are_picked_up(app):
     assert op["parameters"][0]["name"] == "widget_id" and "404" in op["responses"]
 
 
-def test_the_readable_page_needs_no_cdn(client):
+def test_the_docs_page_loads_swagger_ui_from_this_server_only(client):
     page = client.get("/api/v1/docs")
     assert page.status_code == 200 and page.mimetype == "text/html"
     text = page.get_data(as_text=True)
-    assert "/api/v1/supporters/{supporter_id}" in text and "<script" not in text and "https://" not in text
+    assert "//" not in text.replace("<!doctype html>", "")  # no other origin, not even protocol-relative
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", text, re.S)
+    assert scripts and all('src="/api/v1/docs/assets/' in attrs and not body.strip() for attrs, body in scripts)
+    assert "<style" not in text and "style=" not in text
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
+    for src in re.findall(r'(?:src|href)="(/api/v1/docs/assets/[^"]+)"', text):
+        asset = client.get(src)
+        assert asset.status_code == 200 and asset.content_length > 100, src
+    assert client.get("/api/v1/docs/assets/swagger-ui-bundle.js").mimetype == "text/javascript"
+    for name in ("index.html", "swagger-initializer.js", "..%2Fopenapi.py", "docs_page.py"):
+        assert client.get(f"/api/v1/docs/assets/{name}").status_code == 404, name
 
 
 def test_my_views_all_carry_documentation(app):

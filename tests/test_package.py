@@ -21,9 +21,11 @@ import pytest
 
 from tests.conftest import ENGINE
 from tests.servers import free_port
+from tests.test_architecture import LAYERS
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("core", "supporters", "campaigns", "api", "migrations")
+# Every layer of the architecture test (new feature packages included) and the migrations.
+PACKAGES = (*LAYERS, "migrations")
 SKIP_DIRS = {".venv", ".git", "build", "dist", "instance", "__pycache__", ".pytest_cache", ".ruff_cache"}
 
 pytestmark = [
