@@ -26,6 +26,15 @@ UNORDERED = {"deliveries", "skipped", "networks", "destinations"}
 
 
 @pytest.fixture
+def client(app):
+    """A client that shows each redirect itself: these tests check where the forms send people."""
+    from flask.testing import FlaskClient
+
+    app.test_client_class = FlaskClient
+    return app.test_client()
+
+
+@pytest.fixture
 def api(app, db):
     return ApiCaller(app, db)
 
