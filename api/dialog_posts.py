@@ -234,9 +234,9 @@ def dialog_post_status(post_id: int):
     post = moderation.get_post(post_id)
     check_if_match(_etag(post))
     before = post.status.value
-    audit("dialog.post.status", "dialog_post", post.id, {"from": before, "to": data["status"]})
-    post = moderation.change_status(post, PostStatus(data["status"]), reason=data.get("reason"),
-                                    answer=data.get("answer"))
+    post = moderation.change_status(
+        post, PostStatus(data["status"]), reason=data.get("reason"), answer=data.get("answer"),
+        record=lambda: audit("dialog.post.status", "dialog_post", post_id, {"from": before, "to": data["status"]}))
     return _answer(post)
 
 
@@ -248,8 +248,9 @@ def dialog_post_status(post_id: int):
 def merge_dialog_post(post_id: int):
     data = load_json(MergeIn())
     source, target = moderation.get_post(post_id), moderation.get_post(data["into"])
-    audit("dialog.post.merge", "dialog_post", source.id, {"into": target.id})
-    return _answer(moderation.merge(source, target))
+    merged = moderation.merge(source, target, record=lambda: audit("dialog.post.merge", "dialog_post", post_id,
+                                                                   {"into": data["into"]}))
+    return _answer(merged)
 
 
 @bp.post(f"/dialog/posts/{PID}/backings")

@@ -5,6 +5,7 @@ and queue the supporters' mails after the commit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,8 +39,11 @@ def get_post(post_id: int) -> Post:
     return post
 
 
-def change_status(post: Post, target: PostStatus, *, reason: str | None = None, answer: str | None = None) -> Post:
-    """Move the post to `target` if the rules allow it; commits, then queues the mails it owes."""
+def change_status(post: Post, target: PostStatus, *, reason: str | None = None, answer: str | None = None,
+                  record: Callable[[], None] | None = None) -> Post:
+    """Move the post to `target` if the rules allow it; commits, then queues the mails it owes.
+
+    `record` (the API's audit) runs inside the transaction, only once the change is certain."""
     check_transition(post.status, target)
     codes: dict[str, str] = {}
     if target in NEEDS_REASON:
@@ -78,6 +82,8 @@ def change_status(post: Post, target: PostStatus, *, reason: str | None = None, 
     kind = NOTICE_FOR.get(target)
     if kind is not None:
         notices.queue_notices(post, kind)
+    if record is not None:
+        record()
     db.session.commit()
     db.session.refresh(post)
     if kind is not None:
@@ -112,7 +118,7 @@ def triage(post: Post, data: dict[str, Any]) -> list[str]:
     return changed
 
 
-def merge(source: Post, target: Post) -> Post:
+def merge(source: Post, target: Post, record: Callable[[], None] | None = None) -> Post:
     """Merge a duplicate into `target`: its backers (and its author) back the target, each once."""
     if source.id == target.id:
         raise DialogConflict("merge_self", "into")
@@ -150,6 +156,8 @@ def merge(source: Post, target: Post) -> Post:
         db.session.rollback()
         raise DialogConflict("merge_source", "status", "status: the post changed meanwhile; read it again")
     became_due = _check_due(target.id)
+    if record is not None:
+        record()
     db.session.commit()
     if became_due:
         notices.notify_owner_due.enqueue(target.id)
