@@ -154,4 +154,6 @@ def test_every_campaign_mail_links_to_the_dialog_with_the_supporters_own_token(a
         path = DIALOG_RE.search(mail["text/plain"]).group(1)
         page = web.get(path)
         assert page.status_code == 200 and 'id="digest-on"' in page.get_data(as_text=True)
-        assert path == page_path(ada.id)
+        from dialog.links import supporter_from_token
+
+        assert supporter_from_token(path.removeprefix("/dialog/")).id == ada.id
