@@ -22,7 +22,7 @@ from api.schemas import ID_RULE, INT_ID_RULE, MAX_ID, MAX_INT_ID, ApiSchema, Id,
 from core.errors import NotFound
 from core.extensions import db
 from dialog import backing, moderation, posts
-from dialog.models import LISTED, Post, PostKind, PostStatus
+from dialog.models import Post, PostKind, PostStatus, listed
 from supporters.models import Supporter
 
 PID = f"<{ID_RULE}:post_id>"
@@ -164,7 +164,7 @@ def list_topic_posts(topic_id: int):
     get_topic(topic_id)
     args = load_query(PageQuery())
     limit = args["limit"]
-    query = sa.select(Post).where(Post.topic_id == topic_id, Post.status.in_(LISTED))
+    query = sa.select(Post).where(Post.topic_id == topic_id, listed())
     if args.get("cursor"):
         backers, key = _decode(args["cursor"])
         # Row-value comparison: (backers, id) < (b, k), seeking in the partial index ix_dialog_posts_listed.
@@ -260,10 +260,8 @@ def merge_dialog_post(post_id: int):
 @idempotent
 def back_dialog_post(post_id: int):
     data = load_json(BackingIn())
-    moderation.get_post(post_id)
-    post = backing.back(_supporter(data["supporter_id"]), post_id)  # commits the backing first
-    audit("dialog.post.back", "dialog_post", post_id, {"on_behalf": True})
-    db.session.commit()
+    post = backing.back(_supporter(data["supporter_id"]), post_id,
+                        record=lambda: audit("dialog.post.back", "dialog_post", post_id, {"on_behalf": True}))
     return _answer(post, 201)
 
 
@@ -271,9 +269,6 @@ def back_dialog_post(post_id: int):
 @doc("Withdraw a supporter's backing", tag="Dialog", status=204, errors=(404, 409))
 @require("manager")
 def unback_dialog_post(post_id: int, supporter_id: int):
-    moderation.get_post(post_id)
-    backing.unback(_supporter(supporter_id), post_id)
-    audit("dialog.post.unback", "dialog_post", post_id, {"on_behalf": True})
-    db.session.commit()
+    backing.unback(_supporter(supporter_id), post_id,
+                   record=lambda: audit("dialog.post.unback", "dialog_post", post_id, {"on_behalf": True}))
     return "", 204
-

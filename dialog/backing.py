@@ -9,6 +9,7 @@ Authors cannot back their own post: the threshold measures the support of others
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.accounts import record_audit
 from core.db import utcnow
+from core.errors import NotFound
 from core.extensions import db
 from dialog.models import Backing, Post, Topic, Visibility
 from dialog.posts import check_active, topic_admits
@@ -23,27 +25,31 @@ from dialog.rules import BACKABLE, DialogConflict, DialogForbidden
 from supporters.models import Supporter
 
 
-def _backable_post(supporter: Supporter, post_id: int) -> Post:
-    post = db.session.get(Post, post_id)
-    topic = db.session.get(Topic, post.topic_id) if post is not None else None
-    if post is None or topic is None or topic.visibility is not Visibility.PUBLIC or not topic_admits(topic, supporter):
+def _backable(supporter: Supporter, post_id: int) -> tuple[Post, Topic]:
+    row = db.session.execute(sa.select(Post, Topic).join(Topic, Topic.id == Post.topic_id)
+                             .where(Post.id == post_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"no dialog post {post_id}")
+    post, topic = row
+    if topic.visibility is not Visibility.PUBLIC or not topic_admits(topic, supporter):
         raise DialogForbidden("not_backable", "post_id")
     if post.supporter_id == supporter.id:
         raise DialogConflict("own_post", "post_id")
     if post.status not in BACKABLE:
         raise DialogConflict("not_backable", "post_id")
-    return post
+    return post, topic
 
 
-def back(supporter: Supporter | None, post_id: int) -> Post:
-    """Back the post (commits); a second backing by the same supporter is a 409 and changes nothing."""
+def back(supporter: Supporter | None, post_id: int, record: Callable[[], None] | None = None) -> Post:
+    """Back the post (commits); a second backing by the same supporter is a 409 and changes nothing.
+
+    The reads before the INSERT hold no snapshot on SQLite (the driver begins the transaction at
+    the first write), so the INSERT is the first statement of the write transaction on both engines.
+    `record` (the API's audit) runs inside the transaction once the backing is certain."""
     supporter = check_active(supporter)
-    supporter_id = supporter.id
-    _backable_post(supporter, post_id)
-    db.session.commit()  # end the read: on SQLite the write below must start a fresh transaction
+    post, topic = _backable(supporter, post_id)
     try:
-        db.session.add(Backing(post_id=post_id, supporter_id=supporter_id))
-        db.session.flush()
+        db.session.execute(sa.insert(Backing).values(post_id=post_id, supporter_id=supporter.id, created_at=utcnow()))
     except IntegrityError:
         db.session.rollback()
         raise DialogConflict("already_backed", "post_id") from None
@@ -53,33 +59,34 @@ def back(supporter: Supporter | None, post_id: int) -> Post:
     if not counted:  # answered or withdrawn in the meantime
         db.session.rollback()
         raise DialogConflict("not_backable", "post_id")
-    became_due = _check_due(post_id)
+    became_due = bool(topic.answer_threshold) and post.due_at is None and _check_due(post_id)
+    if record is not None:
+        record()
     db.session.commit()
     if became_due:
         from dialog.notices import notify_owner_due
 
         notify_owner_due.enqueue(post_id)
-    post = db.session.get(Post, post_id)
-    db.session.refresh(post)
-    return post
+    return post  # expired by the commit: the next read loads it once, with the new count
 
 
-def unback(supporter: Supporter | None, post_id: int) -> Post:
+def unback(supporter: Supporter | None, post_id: int, record: Callable[[], None] | None = None) -> Post:
     """Withdraw a backing (commits). A post that was due stays due: the obligation, once owed, stays."""
     supporter = check_active(supporter)
-    supporter_id = supporter.id
-    db.session.commit()
+    post = db.session.get(Post, post_id)
+    if post is None:
+        raise NotFound(f"no dialog post {post_id}")
     removed = db.session.execute(sa.delete(Backing).where(Backing.post_id == post_id,
-                                                          Backing.supporter_id == supporter_id)
+                                                          Backing.supporter_id == supporter.id)
                                  .execution_options(synchronize_session=False)).rowcount
     if not removed:
         db.session.rollback()
         raise DialogConflict("not_backed", "post_id")
     db.session.execute(sa.update(Post).where(Post.id == post_id).values(backers=Post.backers - 1)
                        .execution_options(synchronize_session=False))
+    if record is not None:
+        record()
     db.session.commit()
-    post = db.session.get(Post, post_id)
-    db.session.refresh(post)
     return post
 
 

@@ -132,6 +132,13 @@ class Post(db.Model):
     )
 
 
+def listed() -> sa.ColumnElement[bool]:
+    """`status IN (…LISTED…)` with the values as literals, exactly as the partial index says it: a
+    statement with bound parameters could not be proven to match the index's predicate, and a
+    generic plan on PostgreSQL would ignore the index."""
+    return Post.status.in_([sa.literal_column(f"'{s.value}'") for s in LISTED])
+
+
 class Backing(db.Model):
     __tablename__ = "dialog_backings"
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from core.db import utcnow
 from core.extensions import db
 from dialog import text
-from dialog.models import LISTED, Backing, Post, PostKind, PostStatus, Topic, Visibility
+from dialog.models import LISTED, Backing, Post, PostKind, PostStatus, Topic, Visibility, listed
 from dialog.rules import WITHDRAWABLE, DialogConflict, DialogForbidden, DialogInvalid
 from supporters.models import Supporter, SupporterStatus
 
@@ -135,7 +135,7 @@ def author_label(post: Post, language: str) -> dict[str, str | None]:
 
 def listed_posts(topic_id: int, limit: int = 50) -> list[Post]:
     """A topic's listed posts, most backed first (the public page)."""
-    return list(db.session.scalars(sa.select(Post).where(Post.topic_id == topic_id, Post.status.in_(LISTED))
+    return list(db.session.scalars(sa.select(Post).where(Post.topic_id == topic_id, listed())
                                    .order_by(Post.backers.desc(), Post.id.desc()).limit(limit)))
 
 
