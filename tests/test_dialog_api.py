@@ -215,3 +215,15 @@ def test_report_and_export_from_the_cli(api, db, runner):
     rows = list(csv.DictReader(io.StringIO(result.output.split("Exported")[0])))
     assert rows[0]["title"].startswith("'=HYPERLINK") and rows[0]["backers"] == "1"
     assert runner.invoke(args=["dialog", "export", "--topic", "999"]).exit_code == 1
+
+
+def test_a_retried_post_with_the_same_idempotency_key_is_stored_once(api, db):
+    author = make_supporter()
+    topic = make_topic(api)
+    body = {"supporter_id": author.id, "topic_id": topic["id"], "kind": "question", "title": "Why?",
+            "body": "Why is the shop closed on Mondays?"}
+    headers = {"Idempotency-Key": "6f1c1f0e-dialog"}
+    first = api.post("/dialog/posts", json=body, role="manager", headers=headers)
+    again = api.post("/dialog/posts", json=body, role="manager", headers=headers)
+    assert first.status_code == again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert first.get_json()["id"] == again.get_json()["id"] and _rows(db, Post) == 1

@@ -178,3 +178,41 @@ def test_notices_left_behind_by_a_lost_job_are_sent_by_the_sweep(app, runner, db
     [(subject, text)] = _inbox(smtp_sink)["author@example.org"]
     assert "Please keep it about our products." in text
     assert db.session.scalar(sa.select(Notice.status)) is NoticeStatus.SENT
+
+
+def test_the_owner_hears_when_a_post_becomes_due(app, client, db, api, smtp_sink):
+    author, fan = make_supporter("author@example.org"), make_supporter("fan@example.org")
+    topic = make_topic(api, answer_threshold=1, answer_deadline_days=3)
+    post = post_for(api, author.id, topic["id"])
+    set_status(api, post["id"], "published")
+    owner = api.users.get("manager") or api.users["manager"]
+    etag = api.get(f"/dialog/posts/{post['id']}", role="viewer").headers["ETag"]
+    patched = api.patch(f"/dialog/posts/{post['id']}", {"owner_id": owner.id, "priority": 2, "tags": ["hours"]},
+                        role="manager", headers={"If-Match": etag})
+    assert patched.status_code == 200 and patched.get_json()["owner_id"] == owner.id
+    assert api.patch(f"/dialog/posts/{post['id']}", {"priority": 3}, role="manager",
+                     headers={"If-Match": etag}).status_code == 412
+    form_post(client, page_path(fan.id, post["id"]), {"action": "back"})
+    run_mail_jobs(app)
+    [(subject, text)] = _inbox(smtp_sink)["manager@example.com"]
+    assert subject == f"Dialog: an answer is due (post {post['id']})" and "deadline" in text
+
+
+def test_the_digest_lists_new_posts_of_others_once_and_the_export_names_what_a_person_wrote(
+        app, client, db, api, smtp_sink):
+    from dialog import digest
+
+    reader, author = make_supporter("reader@example.org"), make_supporter("author@example.org")
+    topic = make_topic(api)
+    form_post(client, page_path(reader.id), {"action": "digest_on"})
+    form_post(client, page_path(author.id), {"action": "digest_on"})
+    post = post_for(api, author.id, topic["id"])
+    set_status(api, post["id"], "published")
+    assert digest.send_digests() == 1  # the author is not sent their own post
+    assert digest.send_digests() == 0  # not again before DIALOG_DIGEST_DAYS
+    [(subject, text)] = _inbox(smtp_sink)["reader@example.org"]
+    assert subject == "New in the supporter dialog" and f"/posts/{post['id']}" in text
+    record = api.get(f"/supporters/{author.id}/export", role="manager").get_json()
+    assert [p["id"] for p in record["dialog"]["posts"]] == [post["id"]] and record["dialog"]["digest"]
+    form_post(client, page_path(reader.id), {"action": "digest_off"})
+    assert not digest.subscribed(reader.id)
