@@ -106,8 +106,11 @@ def get_topic(topic_id: int) -> Topic:
     return topic
 
 
+TOPIC_OUT, DUE_OUT = TopicOut(), DueOut()
+
+
 def _dump(topic: Topic) -> dict:
-    return TopicOut().dump({c: getattr(topic, c) for c in TopicOut().fields} | {"visibility": topic.visibility.value})
+    return TOPIC_OUT.dump({c: getattr(topic, c) for c in TOPIC_OUT.fields} | {"visibility": topic.visibility.value})
 
 
 def _etag(topic: Topic) -> str:
@@ -181,7 +184,7 @@ def dialog_due():
     now = utcnow()
 
     def dump(rows):
-        return [DueOut().dump({"id": p.id, "topic_id": p.topic_id, "title": p.title, "status": p.status.value,
+        return [DUE_OUT.dump({"id": p.id, "topic_id": p.topic_id, "title": p.title, "status": p.status.value,
                                "backers": p.backers, "owner_id": p.owner_id, "due_at": p.due_at,
                                "deadline_at": p.deadline_at,
                                "overdue": bool(p.deadline_at and p.deadline_at < now)}) for p in rows]

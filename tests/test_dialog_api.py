@@ -227,3 +227,21 @@ def test_a_retried_post_with_the_same_idempotency_key_is_stored_once(api, db):
     again = api.post("/dialog/posts", json=body, role="manager", headers=headers)
     assert first.status_code == again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     assert first.get_json()["id"] == again.get_json()["id"] and _rows(db, Post) == 1
+
+
+def test_the_hand_built_post_json_is_what_the_documented_schema_dumps(api, db):
+    from api.dialog_posts import PostOut, _dump
+
+    author = make_supporter()
+    topic = make_topic(api, answer_threshold=1, answer_deadline_days=2)
+    post = post_for(api, author.id, topic["id"], show_name=True)
+    set_status(api, post["id"], "published")
+    api.post(f"/dialog/posts/{post['id']}/backings", json={"supporter_id": make_supporter().id}, role="manager")
+    set_status(api, post["id"], "declined", reason="Not now")
+    row = db.session.get(Post, post["id"])
+    db.session.refresh(row)
+    data = {c: getattr(row, c) for c in PostOut().fields if c not in ("author", "kind", "status", "tags")}
+    data.update(kind=row.kind.value, status=row.status.value, tags=[],
+                author={"supporter_id": row.supporter_id, "kind": row.author_kind, "show_name": row.show_name})
+    assert _dump(row) == PostOut().dump(data)
+    assert all(_dump(row)[k] for k in ("due_at", "deadline_at", "answered_at", "published_at"))
