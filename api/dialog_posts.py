@@ -155,6 +155,16 @@ def list_dialog_posts():
     return jsonify(keyset_page(query, Post.id, args, _dump_many))
 
 
+def listing_query(topic_id: int, limit: int, cursor: str | None) -> sa.Select:
+    """A topic's listed posts by backers: plain rows, not ORM objects (a page is read, never changed),
+    seeking in the partial index ix_dialog_posts_listed by the row value (backers, id)."""
+    query = sa.select(*Post.__table__.columns).where(Post.topic_id == topic_id, listed())
+    if cursor:
+        backers, key = _decode(cursor)
+        query = query.where(sa.tuple_(Post.backers, Post.id) < sa.tuple_(backers, key))
+    return query.order_by(Post.backers.desc(), Post.id.desc()).limit(limit)
+
+
 def _encode(backers: int, post_id: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"b": backers, "k": post_id}).encode()).decode().rstrip("=")
 
@@ -179,12 +189,7 @@ def list_topic_posts(topic_id: int):
     get_topic(topic_id)
     args = load_query(PageQuery())
     limit = args["limit"]
-    query = sa.select(Post).where(Post.topic_id == topic_id, listed())
-    if args.get("cursor"):
-        backers, key = _decode(args["cursor"])
-        # Row-value comparison: (backers, id) < (b, k), seeking in the partial index ix_dialog_posts_listed.
-        query = query.where(sa.tuple_(Post.backers, Post.id) < sa.tuple_(backers, key))
-    rows = db.session.scalars(query.order_by(Post.backers.desc(), Post.id.desc()).limit(limit + 1)).all()
+    rows = db.session.execute(listing_query(topic_id, limit + 1, args.get("cursor"))).all()
     more = len(rows) > limit
     rows = rows[:limit]
     return jsonify({"items": _dump_many(rows),

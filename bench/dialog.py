@@ -10,7 +10,8 @@
     at any depth; the endpoint's query within 1.5x of the hand-written one.
 (b) `POST /api/v1/dialog/posts/{id}/backings` (bearer token, a new supporter on one of 500 posts per
     run) under gunicorn with 2 sync workers and 8 wrk connections, against the join floor (one ORM
-    INSERT + one RQ enqueue, `bench/insert_enqueue_app.py`), interleaved rounds, medians.
+    INSERT + one RQ enqueue, `bench/insert_enqueue_app.py`) and `POST /api/v1/tags` (another
+    authenticated API write: one INSERT and an audit event), interleaved rounds, medians.
 """
 
 from __future__ import annotations
@@ -69,10 +70,9 @@ def generate(conn, posts: int, supporters: int) -> dict:
 
 
 def listing(app, repeat: int) -> None:
-    from api.dialog_posts import _encode
+    from api.dialog_posts import _encode, listing_query
     from core.accounts import create_token, create_user
     from core.extensions import db
-    from dialog.models import Post, listed
 
     with app.app_context():
         user = create_user("runner@example.com", "a long bench passphrase", "manager")
@@ -99,10 +99,7 @@ def listing(app, repeat: int) -> None:
             assert len(body["items"]) == 50 and body["next"], body
 
             def orm(c=cursor):
-                query = sa.select(Post).where(Post.topic_id == 1, listed())
-                if c:
-                    query = query.where(sa.tuple_(Post.backers, Post.id) < sa.tuple_(*c))
-                rows = db.session.scalars(query.order_by(Post.backers.desc(), Post.id.desc()).limit(51)).all()
+                rows = db.session.execute(listing_query(1, 51, _encode(*c) if c else None)).all()
                 db.session.commit()
                 return rows
 
@@ -114,7 +111,7 @@ def listing(app, repeat: int) -> None:
                 return rows
 
             assert [r.id for r in orm()] == [r.id for r in hand()]
-            forms = {"hand-written keyset query": hand, "ours: the endpoint's query (ORM)": orm,
+            forms = {"hand-written keyset query": hand, "ours: the endpoint's query": orm,
                      "ours: GET …/posts (whole stack)": lambda u=url: client.get(u, headers=headers)}
             results = _interleaved(forms, repeat)
             base = statistics.median(results["hand-written keyset query"])
@@ -137,6 +134,22 @@ request = function()
   local body = '{"supporter_id": ' .. (tid * 25000 + counter) .. '}'
   local post = BASE + (counter % 500)
   return wrk.format("POST", "/api/v1/dialog/posts/" .. post .. "/backings",
+    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer TOKEN"}, body)
+end
+"""
+# Another API write of the same shape (bearer token, one INSERT, one audit event): what any
+# authenticated API write costs here, to tell the API's own overhead from the backing's.
+TAG_LUA = r"""
+local counter = 0
+local next_id = 1
+function setup(thread)
+  thread:set("tid", next_id)
+  next_id = next_id + 1
+end
+request = function()
+  counter = counter + 1
+  local body = '{"name": "t-RUN-' .. tid .. '-' .. counter .. '"}'
+  return wrk.format("POST", "/api/v1/tags",
     {["Content-Type"] = "application/json", ["Authorization"] = "Bearer TOKEN"}, body)
 end
 """
@@ -187,7 +200,7 @@ def backing_load(url: str, redis_url: str, tmp: Path, args) -> None:
                         .replace("RUN", uuid.uuid4().hex[:8]))
         return str(path)
 
-    results = {"floor": [], "back": []}
+    results = {"floor": [], "back": [], "tags": []}
     with contextlib.ExitStack() as stack:
         ours = stack.enter_context(gunicorn("wsgi:create_app()", env, warmup_path="/healthz"))
         floor = stack.enter_context(gunicorn("bench.insert_enqueue_app:create_app()", env, warmup_path="/"))
@@ -199,17 +212,20 @@ def backing_load(url: str, redis_url: str, tmp: Path, args) -> None:
                                         connections=args.connections, script=script(FLOOR_LUA)))
             results["back"].append(wrk("POST …/backings (API)", ours + "/api/v1/dialog/topics",
                                        seconds=args.seconds, connections=args.connections, script=script(BACK_LUA)))
+            results["tags"].append(wrk("POST /api/v1/tags (same shape)", ours + "/api/v1/tags",
+                                       seconds=args.seconds, connections=args.connections, script=script(TAG_LUA)))
     back, base = median_load("POST …/backings (API)", results["back"]), median_load(
         "INSERT + RQ enqueue (join floor)", results["floor"])
+    tags = median_load("POST /api/v1/tags (same shape)", results["tags"])
     print_comparison(f"(b) backing, gunicorn 2 sync workers, {args.connections} connections, medians of "
-                     f"{args.rounds} interleaved rounds of {args.seconds} s", back, [base])
+                     f"{args.rounds} interleaved rounds of {args.seconds} s", back, [base, tags])
     with engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT count(*) FROM dialog_backings b JOIN dialog_posts p ON "
                                       "p.id = b.post_id WHERE p.topic_id = 2")).scalar_one()
         exact = conn.execute(sa.text("SELECT count(*) FROM dialog_posts p WHERE topic_id = 2 AND backers <> "
                                      "(SELECT count(*) FROM dialog_backings b WHERE b.post_id = p.id)")).scalar_one()
     print(f"backings stored during the runs (incl. warm-up): {stored:,}; posts whose count is off: {exact}")
-    if back.errors or base.errors:
+    if back.errors or base.errors or tags.errors:
         raise SystemExit("errors during the run: the figures are not valid")
 
 

@@ -245,3 +245,14 @@ def test_the_hand_built_post_json_is_what_the_documented_schema_dumps(api, db):
                 author={"supporter_id": row.supporter_id, "kind": row.author_kind, "show_name": row.show_name})
     assert _dump(row) == PostOut().dump(data)
     assert all(_dump(row)[k] for k in ("due_at", "deadline_at", "answered_at", "published_at"))
+
+
+def test_eight_simultaneous_identical_posts_store_one(app, api, db):
+    author = make_supporter()
+    topic = make_topic(api)
+    headers = {"Authorization": f"Bearer {api.token('manager')}"}
+    body = {"supporter_id": author.id, "topic_id": topic["id"], "kind": "concern", "title": "Twice?",
+            "body": "The same text sent eight times at once."}
+    statuses = _concurrently(app, "/dialog/posts", [body] * 8, headers)
+    assert sorted(statuses) == [201] + [409] * 7
+    assert _rows(db, Post) == 1

@@ -157,3 +157,12 @@ def test_every_campaign_mail_links_to_the_dialog_with_the_supporters_own_token(a
         from dialog.links import supporter_from_token
 
         assert supporter_from_token(path.removeprefix("/dialog/")).id == ada.id
+
+
+def test_a_huge_body_is_refused_before_it_is_read(client, db, api):
+    ada = make_supporter()
+    topic = make_topic(api)
+    page = client.post(page_path(ada.id), data={"topic_id": str(topic["id"]), "kind": "idea", "title": "Huge",
+                                                "body": "x" * 2_000_000})
+    assert page.status_code == 413
+    assert _posts(db) == 0
