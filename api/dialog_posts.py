@@ -189,7 +189,7 @@ def list_topic_posts(topic_id: int):
     get_topic(topic_id)
     args = load_query(PageQuery())
     limit = args["limit"]
-    rows = db.session.execute(listing_query(topic_id, limit + 1, args.get("cursor"))).all()
+    rows = db.session.connection().execute(listing_query(topic_id, limit + 1, args.get("cursor"))).all()
     more = len(rows) > limit
     rows = rows[:limit]
     return jsonify({"items": _dump_many(rows),
