@@ -11,7 +11,7 @@ from supporters.links import preferences_token
 from supporters.models import SupporterStatus
 from tests.actions_helpers import auth, launch, mails
 from tests.api_support import ApiCaller
-from tests.dialog_helpers import DIALOG_RE, form_post, make_topic, page_path, post_for, set_status
+from tests.dialog_helpers import CSRF_RE, DIALOG_RE, form_post, make_topic, page_path, post_for, set_status
 from tests.factories import make_supporter
 from tests.test_confirm import old_token
 
@@ -166,3 +166,26 @@ def test_a_huge_body_is_refused_before_it_is_read(client, db, api):
                                                 "body": "x" * 2_000_000})
     assert page.status_code == 413
     assert _posts(db) == 0
+
+
+def test_the_author_withdraws_on_the_page_and_a_backer_takes_the_backing_back(client, db, api):
+    author, fan = make_supporter(language="de"), make_supporter()
+    topic = make_topic(api)
+    post = post_for(api, author.id, topic["id"])
+    set_status(api, post["id"], "published")
+    assert "Ihre Idee oder Ihr Anliegen" in client.get(page_path(author.id)).get_data(as_text=True)
+    assert "Your idea or concern" in client.get(page_path(author.id) + "?lang=en").get_data(as_text=True)
+    page = form_post(client, page_path(fan.id, post["id"]), {"action": "withdraw"})
+    assert page.status_code == 403 and "Only the author can withdraw a post." in page.get_data(as_text=True)
+    assert 'id="unback"' in form_post(client, page_path(fan.id, post["id"]), {"action": "back"}).get_data(as_text=True)
+    page = form_post(client, page_path(fan.id, post["id"]), {"action": "unback"})
+    assert page.status_code == 200 and 'id="back"' in page.get_data(as_text=True)
+    page = form_post(client, page_path(author.id, post["id"]), {"action": "withdraw"})
+    assert page.status_code == 200 and "Ihr Beitrag ist zurückgezogen." in page.get_data(as_text=True)
+    # The page offers no button any more; a replayed form is told why.
+    token = CSRF_RE.search(client.get(page_path(author.id)).get_data(as_text=True)).group(1)
+    page = client.post(page_path(author.id, post["id"]), data={"action": "withdraw", "csrf_token": token})
+    assert page.status_code == 409 and "nicht mehr zurückgezogen" in page.get_data(as_text=True)
+    assert client.get(page_path(fan.id, post["id"])).status_code == 404  # withdrawn: no longer listed
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(Post.backers)) == 0
