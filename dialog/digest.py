@@ -20,6 +20,7 @@ from flask import current_app
 from core.db import utcnow
 from core.extensions import db
 from core.mail import MailError
+from core.org_settings import current_org
 from core.queues import job
 from dialog.models import DigestSubscription, Post, PostStatus, Topic, Visibility
 from dialog.notices import skip_reason
@@ -79,7 +80,7 @@ def send_digests() -> int:
             db.session.rollback()
             continue
         try:
-            mails.send(supporter, mails.digest_mail(supporter, items), _org())
+            mails.send(supporter, mails.digest_mail(supporter, items), current_org())
         except MailError as exc:  # this person only; the next run tries again
             log.warning("digest for supporter %s not sent: %s", supporter_id, exc)
             db.session.rollback()
@@ -88,9 +89,3 @@ def send_digests() -> int:
         db.session.commit()
         sent += 1
     return sent
-
-
-def _org():
-    from core.org_settings import current_org
-
-    return current_org()

@@ -25,6 +25,7 @@ from core.accounts import AdminUser
 from core.db import utcnow
 from core.extensions import db
 from core.mail import PermanentMailError, TransientMailError, build_message, get_transport
+from core.org_settings import current_org
 from core.queues import job
 from dialog.models import Backing, Notice, NoticeKind, NoticeStatus, Post
 from supporters.models import Supporter, SupporterStatus, Suppression, email_hash
@@ -120,7 +121,7 @@ def send_notices(post_id: int, kind: str) -> int:
             continue
         try:
             message = mails.notice_mail(supporter, post, notice_kind)
-            mails.send(supporter, message, _org())
+            mails.send(supporter, message, current_org())
         except PermanentMailError as exc:
             _finish(notice_id, NoticeStatus.FAILED, f"{exc.reason}: {exc}" if exc.reason else str(exc))
             continue
@@ -137,12 +138,6 @@ def send_notices(post_id: int, kind: str) -> int:
     if retry:
         send_notices.enqueue_in(timedelta(seconds=RETRY_SECONDS), post_id, kind)
     return sent
-
-
-def _org():
-    from core.org_settings import current_org
-
-    return current_org()
 
 
 def sweep() -> int:

@@ -185,7 +185,7 @@ def test_the_owner_hears_when_a_post_becomes_due(app, client, db, api, smtp_sink
     topic = make_topic(api, answer_threshold=1, answer_deadline_days=3)
     post = post_for(api, author.id, topic["id"])
     set_status(api, post["id"], "published")
-    owner = api.users.get("manager") or api.users["manager"]
+    owner = api.users["manager"]  # the manager whose token made the topic
     etag = api.get(f"/dialog/posts/{post['id']}", role="viewer").headers["ETag"]
     patched = api.patch(f"/dialog/posts/{post['id']}", {"owner_id": owner.id, "priority": 2, "tags": ["hours"]},
                         role="manager", headers={"If-Match": etag})
