@@ -56,7 +56,7 @@ from core.queues import job
 from core.redis import get_redis
 from core.stopmarks import MarkersLost, StopCheck
 from core.throttle import Throttle
-from supporters.links import unsubscribe_headers
+from supporters.links import dialog_url, unsubscribe_headers
 
 BATCH_SIZE = 200  # deliveries per RQ job (MEASURED.md: one job per mail caps a send at ~250/s)
 FLUSH_EVERY = 50  # record outcomes after this many sends (bounds the duplicate window)
@@ -239,6 +239,7 @@ class _Sender:
         values = placeholder_values(self.used, r.supporter_id, r.name, headers["List-Unsubscribe"][1:-1],
                                     r.delivery_id, self.action_page)
         values["consent_date"] = consent_date(r.consented_at, r.language)
+        values["dialog_url"] = dialog_url(r.supporter_id)
         values.update(link_values(r.delivery_id, content.slots))
         self.stopped_by = None
         try:

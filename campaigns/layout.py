@@ -19,7 +19,7 @@ from supporters.consent import PURPOSE
 from supporters.i18n import t
 from supporters.models import ConsentAction, ConsentEvent, Supporter
 
-SLOTS = ("unsubscribe_url", "preferences_url", "consent_date")
+SLOTS = ("unsubscribe_url", "preferences_url", "consent_date", "dialog_url")
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,10 @@ def campaign_layout(org: Org, language: str) -> CampaignLayout:
     why = t("mail.why.campaign", language, date=mail_layout.slot("consent_date"), org=org.name)
     layout = mail_layout.render_layout("campaign", org, language, why=why,
                                        unsubscribe_url=mail_layout.slot("unsubscribe_url"),
-                                       preferences_url=mail_layout.slot("preferences_url"))
+                                       preferences_url=mail_layout.slot("preferences_url"),
+                                       # "Your idea or concern": the dialog page from the supporter's token
+                                       # (supporters.links.dialog_url); campaigns never import dialog/.
+                                       dialog_url=mail_layout.slot("dialog_url"))
     return CampaignLayout(layout, mail_layout.colours(org)["accent"])
 
 

@@ -25,7 +25,7 @@ from core.db import utcnow
 from core.errors import UpstreamFailed, ValidationFailed
 from core.extensions import db
 from core.mail import SMTPUTF8_MISSING, MailError, PermanentMailError, get_transport
-from supporters.links import preferences_url, unsubscribe_headers, unsubscribe_url
+from supporters.links import dialog_url, preferences_url, unsubscribe_headers, unsubscribe_url
 from supporters.models import Supporter, SupporterStatus
 
 TEST_PREFIX = "[TEST] "
@@ -49,7 +49,7 @@ def preview_samples(campaign: Campaign, contents: dict[str, CompiledContent]) ->
     """Per language: the sample without a name (top level, as before) and `longest_name`."""
     base = current_app.config["PUBLIC_BASE_URL"]
     links = {"preferences_url": f"{base}/preferences/SAMPLE", "unsubscribe_url": f"{base}/unsubscribe/SAMPLE",
-             "action_url": f"{base}/act/SAMPLE"}
+             "action_url": f"{base}/act/SAMPLE", "dialog_url": f"{base}/dialog/SAMPLE"}
     longest = longest_name(campaign)
     samples = {}
     for language, compiled in contents.items():
@@ -67,7 +67,7 @@ def sample_message(compiled: CompiledContent, language: str) -> bytes:
     base = current_app.config["PUBLIC_BASE_URL"]
     values = {"first_name": "", "preferences_url": f"{base}/preferences/SAMPLE",
               "unsubscribe_url": f"{base}/unsubscribe/SAMPLE", "action_url": f"{base}/act/SAMPLE",
-              "consent_date": consent_date(SAMPLE_CONSENT, language)}
+              "dialog_url": f"{base}/dialog/SAMPLE", "consent_date": consent_date(SAMPLE_CONSENT, language)}
     return compiled.message("sample@example.invalid", "<preview@example.invalid>", values, {})
 
 
@@ -95,7 +95,7 @@ def _values(campaign: Campaign, supporter: Supporter | None) -> tuple[dict[str, 
     if supporter is None:
         base = current_app.config["PUBLIC_BASE_URL"]
         return ({"first_name": "", "preferences_url": f"{base}/join", "unsubscribe_url": f"{base}/join",
-                 "action_url": f"{base}/join"}, {"X-Campaign-Test": "no supporter in the audience yet"})
+                 "action_url": f"{base}/join", "dialog_url": f"{base}/join"}, {"X-Campaign-Test": "no supporter in the audience yet"})
     action = preferences_url(supporter.id)
     if campaign.kind != CampaignKind.ANNOUNCEMENT:
         delivery_id = db.session.scalar(sa.select(Delivery.id).where(
@@ -104,7 +104,8 @@ def _values(campaign: Campaign, supporter: Supporter | None) -> tuple[dict[str, 
     headers = unsubscribe_headers(supporter.id)
     headers["X-Campaign-Test"] = f"links of sample supporter #{supporter.id}"
     return ({"first_name": _first_name(supporter.name), "preferences_url": preferences_url(supporter.id),
-             "unsubscribe_url": unsubscribe_url(supporter.id), "action_url": action}, headers)
+             "unsubscribe_url": unsubscribe_url(supporter.id), "action_url": action,
+             "dialog_url": dialog_url(supporter.id)}, headers)
 
 
 def send_test(campaign: Campaign, contents: dict[str, CompiledContent], to: str, language: str | None) -> dict[str, Any]:

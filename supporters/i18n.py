@@ -116,6 +116,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "prefs.save": "Save preferences",
         "prefs.saved": "Your preferences are saved.",
         "prefs.referral": "Your personal link to invite friends:",
+        "prefs.dialog": "Your idea or concern: tell us, and back what others raised",
         "prefs.leave.title": "Leave",
         "prefs.leave.body": "Withdraw your consent and leave the supporter list. We will not write to you again.",
         "prefs.leave.button": "Leave and withdraw my consent",
@@ -150,6 +151,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "mail.why.campaign": "You receive this email because on {date} you agreed to hear from {org} as a "
                              "supporter.",
         "mail.footer.preferences": "Preferences",
+        "mail.footer.dialog": "Your idea or concern",
         "mail.footer.unsubscribe": "Unsubscribe",
         "mail.footer.privacy": "Privacy policy",
         "mail.signature": "Thank you!",
@@ -260,6 +262,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "prefs.save": "Einstellungen speichern",
         "prefs.saved": "Ihre Einstellungen sind gespeichert.",
         "prefs.referral": "Ihr persönlicher Link, um Freund:innen einzuladen:",
+        "prefs.dialog": "Ihre Idee oder Ihr Anliegen: Sagen Sie es uns, und unterstützen Sie, was andere einbringen",
         "prefs.leave.title": "Austreten",
         "prefs.leave.body": "Widerrufen Sie Ihre Einwilligung und verlassen Sie die Liste. Wir schreiben "
                             "Ihnen dann nicht mehr.",
@@ -294,6 +297,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "mail.why.campaign": "Sie erhalten diese E-Mail, weil Sie am {date} eingewilligt haben, als "
                              "Unterstützer:in Nachrichten von {org} zu bekommen.",
         "mail.footer.preferences": "Einstellungen",
+        "mail.footer.dialog": "Ihre Idee oder Ihr Anliegen",
         "mail.footer.unsubscribe": "Abmelden",
         "mail.footer.privacy": "Datenschutz",
         "mail.signature": "Vielen Dank!",

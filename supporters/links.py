@@ -30,6 +30,16 @@ def unsubscribe_token(supporter_id: int) -> str:
     return make_token("unsubscribe", {"s": supporter_id})
 
 
+def dialog_token(supporter_id: int) -> str:
+    """The personal link to the dialog pages (dialog/): "Your idea or concern" in every campaign mail
+    and on the preferences page. This layer only builds it; the dialog package reads it."""
+    return make_token("dialog", {"s": supporter_id})
+
+
+def dialog_url(supporter_id: int) -> str:
+    return _url(f"/dialog/{dialog_token(supporter_id)}")
+
+
 def confirm_url(supporter_id: int, grant_id: int | None = None) -> str:
     return _url(f"/confirm/{confirm_token(supporter_id, grant_id)}")
 

@@ -196,7 +196,7 @@ def _prefs_page(supporter, token: str, form: PreferencesForm, status: int = 200,
     referral = links.referral_url(supporter.referral_code) if supporter.referral_code else None
     return _page("preferences.html", status, supporter=supporter, token=token, form=form, saved=saved,
                  default_asks=default, interest_choices=_tag_choices(), referral_url=referral,
-                 supporter_status=supporter.status.value)
+                 supporter_status=supporter.status.value, dialog_url=links.dialog_url(supporter.id))
 
 
 @bp.route("/preferences/<token>", methods=["GET", "POST"])

@@ -68,14 +68,31 @@ def tokens(app, client, db, smtp_sink):
         mail = mails(smtp_sink)[active.email]
         values["actions.act"].append(act_path(mail).rsplit("/", 1)[1])
         values["actions.follow"].extend(p.rsplit("/", 1)[1] for p in r_paths(mail))
+    # Dialog pages (issue 14): the supporter's page and a published post on it.
+    values["dialog.home"] = [links.dialog_token(active.id)]
+    values["dialog.post_page"] = [f"/dialog/{links.dialog_token(active.id)}/posts/{_dialog_post(db)}"]
     assert all(values.values()), values
     return {"values": values, "manager": manager}
 
 
+def _dialog_post(db) -> int:
+    from dialog import moderation, posts
+    from dialog.models import PostStatus, Topic
+
+    topic = Topic(name_en="Products")
+    db.session.add(topic)
+    db.session.commit()
+    post = posts.create_post(make_supporter("author@example.org"), {
+        "topic_id": topic.id, "kind": "idea", "title": "Saturdays", "body": "Please open on Saturdays too."})
+    moderation.change_status(post, PostStatus.PUBLISHED)
+    return post.id
+
+
 def _paths(app, rule, values) -> list[str]:
     """Concrete paths for a rule: its tokens, or 1 for every other argument."""
-    if rule.endpoint in values:
-        return [re.sub(r"<[^>]+>", token, rule.rule) for token in values[rule.endpoint]]
+    if rule.endpoint in values:  # a token for every argument, or a whole path
+        return [token if token.startswith("/") else re.sub(r"<[^>]+>", token, rule.rule)
+                for token in values[rule.endpoint]]
     path = re.sub(r"<path:[^>]+>", "supporters.css", rule.rule)
     return [re.sub(r"<[^>]+>", "1", path)]
 

@@ -1,0 +1,170 @@
+"""Mails about a post (published, rejected, the answer): one notice row per (post, supporter, kind).
+
+The row is written in the transaction that changes the post, so a notice exists exactly when the
+change committed, and the unique key makes it at most one per person and kind. `send_notices`
+(mail queue) claims rows one by one with a conditional UPDATE and a lease, re-checks the person
+right before sending, and records the outcome; a job that dies leaves claimed rows whose lease
+expires, and `sweep` (`flask dialog sweep`, e.g. from cron) queues them again.
+
+Consent rule: a notice goes only to an active, unsuppressed supporter who has not paused mail.
+The monthly frequency limit (contact fatigue) does not apply: these mails answer what the person
+wrote or backed themselves, and they are not counted against it either.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from email.utils import parseaddr
+
+import redis
+import sqlalchemy as sa
+from flask import current_app
+
+from core.accounts import AdminUser
+from core.db import utcnow
+from core.extensions import db
+from core.mail import PermanentMailError, TransientMailError, build_message, get_transport
+from core.org_settings import current_org
+from core.queues import job
+from dialog.models import Backing, Notice, NoticeKind, NoticeStatus, Post
+from supporters.models import Supporter, SupporterStatus, Suppression, email_hash
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=120)
+MAX_ATTEMPTS = 5
+RETRY_SECONDS = 60
+
+
+def queue_notices(post: Post, kind: NoticeKind) -> None:
+    """In the caller's transaction: a notice for the author (and, for the answer, every backer)."""
+    recipients = sa.select(Backing.supporter_id.label("sid")).where(
+        Backing.post_id == post.id, Backing.supporter_id.is_not(None))
+    if post.supporter_id is not None:
+        author = sa.select(sa.literal(post.supporter_id).label("sid"))
+        recipients = sa.union(author, recipients) if kind is NoticeKind.ANSWER else author
+    elif kind is not NoticeKind.ANSWER:
+        return
+    people = recipients.subquery()
+    exists = sa.select(Notice.id).where(Notice.post_id == post.id, Notice.kind == kind,
+                                        Notice.supporter_id == people.c.sid).exists()
+    db.session.execute(sa.insert(Notice).from_select(
+        ["post_id", "supporter_id", "kind", "status", "attempts", "created_at"],
+        sa.select(sa.literal(post.id), people.c.sid, sa.literal(kind.value), sa.literal(NoticeStatus.QUEUED.value),
+                  sa.literal(0), sa.literal(utcnow(), type_=Notice.__table__.c.created_at.type))
+        .where(~exists)))
+
+
+def enqueue(post_id: int, kind: NoticeKind) -> None:
+    """After the commit: queue the sending job (a lost one is found again by `sweep`)."""
+    try:
+        send_notices.enqueue(post_id, kind.value)
+    except redis.exceptions.RedisError:
+        log.exception("could not queue dialog notices for post %s; the sweep will", post_id)
+
+
+def skip_reason(supporter: Supporter | None) -> str | None:
+    if supporter is None or supporter.status is SupporterStatus.ERASED:
+        return "erased"
+    if supporter.status is not SupporterStatus.ACTIVE or not supporter.email:
+        return "no_consent"
+    if supporter.paused_until is not None and supporter.paused_until > utcnow():
+        return "paused"
+    digest = email_hash(supporter.email_normalized or supporter.email)
+    if db.session.scalar(sa.select(Suppression.id).where(Suppression.email_hash == digest)) is not None:
+        return "suppressed"
+    return None
+
+
+def _claim(notice_id: int) -> bool:
+    now = utcnow()
+    claimable = sa.or_(Notice.status == NoticeStatus.QUEUED,
+                       sa.and_(Notice.status == NoticeStatus.SENDING, Notice.lease_until < now))
+    won = db.session.execute(sa.update(Notice).where(Notice.id == notice_id, claimable)
+                             .values(status=NoticeStatus.SENDING, lease_until=now + LEASE,
+                                     attempts=Notice.attempts + 1)
+                             .execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    return bool(won)
+
+
+def _finish(notice_id: int, status: NoticeStatus, error: str | None = None) -> None:
+    values = {"status": status, "lease_until": None, "error": (error or None) and error[:300]}
+    if status is NoticeStatus.SENT:
+        values["sent_at"] = utcnow()
+    db.session.execute(sa.update(Notice).where(Notice.id == notice_id).values(**values)
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+@job("mail", job_timeout=600)
+def send_notices(post_id: int, kind: str) -> int:
+    """Send the queued notices of one post and kind; safe to run twice (returns how many went out)."""
+    from dialog import mails
+
+    notice_kind = NoticeKind(kind)
+    ids = list(db.session.scalars(sa.select(Notice.id).where(
+        Notice.post_id == post_id, Notice.kind == notice_kind,
+        Notice.status.in_((NoticeStatus.QUEUED, NoticeStatus.SENDING))).order_by(Notice.id)))
+    db.session.commit()
+    sent, retry = 0, False
+    for notice_id in ids:
+        if not _claim(notice_id):
+            continue
+        notice = db.session.get(Notice, notice_id)
+        post = db.session.get(Post, post_id)
+        supporter = db.session.get(Supporter, notice.supporter_id)
+        reason = skip_reason(supporter)
+        if reason or post is None:
+            _finish(notice_id, NoticeStatus.SKIPPED, reason or "post_gone")
+            continue
+        try:
+            message = mails.notice_mail(supporter, post, notice_kind)
+            mails.send(supporter, message, current_org())
+        except PermanentMailError as exc:
+            _finish(notice_id, NoticeStatus.FAILED, f"{exc.reason}: {exc}" if exc.reason else str(exc))
+            continue
+        except TransientMailError as exc:
+            attempts = notice.attempts
+            if attempts >= MAX_ATTEMPTS:
+                _finish(notice_id, NoticeStatus.FAILED, f"gave up after {attempts} attempts: {exc}")
+            else:
+                _finish(notice_id, NoticeStatus.QUEUED, str(exc))
+                retry = True
+            continue
+        _finish(notice_id, NoticeStatus.SENT)
+        sent += 1
+    if retry:
+        send_notices.enqueue_in(timedelta(seconds=RETRY_SECONDS), post_id, kind)
+    return sent
+
+
+def sweep() -> int:
+    """Queue the job again for every (post, kind) with notices waiting or abandoned; returns how many."""
+    now = utcnow()
+    pairs = db.session.execute(sa.select(Notice.post_id, Notice.kind).where(sa.or_(
+        Notice.status == NoticeStatus.QUEUED,
+        sa.and_(Notice.status == NoticeStatus.SENDING, Notice.lease_until < now))).distinct()).all()
+    db.session.commit()
+    send_notices.enqueue_many([(post_id, kind.value) for post_id, kind in pairs])
+    return len(pairs)
+
+
+@job("mail")
+def notify_owner_due(post_id: int) -> bool:
+    """Tell the post's owner (an admin user) that an answer is now owed; without an owner, nobody
+    is mailed and the post waits in the due queue (`GET /api/v1/dialog/due`)."""
+    post = db.session.get(Post, post_id)
+    owner = db.session.get(AdminUser, post.owner_id) if post is not None and post.owner_id else None
+    if post is None or owner is None or not owner.is_active:
+        return False
+    base = current_app.config["PUBLIC_BASE_URL"]
+    deadline = post.deadline_at.date().isoformat() if post.deadline_at else "none set"
+    body = (f"Post {post.id} reached its topic's answer threshold with {post.backers} backers.\n"
+            f"An official answer is due (deadline: {deadline}).\n\n"
+            f"{base}/api/v1/dialog/posts/{post.id}\n")
+    sender = current_app.config["MAIL_FROM"]
+    message = build_message(sender, owner.email, f"Dialog: an answer is due (post {post.id})", body)
+    get_transport().send(parseaddr(sender)[1], [owner.email], message)
+    return True
