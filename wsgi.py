@@ -76,6 +76,13 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     hygiene.init_app(app)
 
+    # Request ids and structured logs, then the request metrics: their timers start before any
+    # extension's hook and their after-request hooks see the final status.
+    from core import logs, metrics
+
+    logs.init_app(app)
+    metrics.init_app(app)
+
     # Infrastructure: Redis first, since the rate limiter stores its counters there.
     from core import redis as core_redis
 

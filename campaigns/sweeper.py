@@ -20,6 +20,7 @@ from campaigns.engine import enqueue_pending
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from campaigns.outcomes import DB_DOWN, finish_if_done
 from campaigns.services import start_scheduled
+from core import metrics
 from core.db import utcnow
 from core.extensions import db
 from core.queues import REDIS_DOWN, get_queue
@@ -65,6 +66,10 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
         report["requeued"] += enqueue_pending(campaign_id, only_stale_before=stale_before, now=now)
         report["finished"] += finish_if_done(campaign_id)
     report["confirmations"] = _sweep_confirmations(lease)
+    metrics.SWEEPS.inc()
+    for kind, n in report.items():
+        if n:
+            metrics.RECOVERIES.labels(kind).inc(n)
     return report
 
 
