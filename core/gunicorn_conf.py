@@ -13,12 +13,14 @@ import json
 
 from gunicorn.glogging import Logger
 
-import config
+# (gunicorn reads every module-level name here as a setting: `config` would be one.)
+from config import log_format as _log_format
+from config import prometheus_multiproc_env as _multiproc_env
 from core.hygiene import redact
 from core.logs import HEADER, JsonFormatter
 
 accesslog = "-"
-LOG_FORMAT = config.log_format()
+LOG_FORMAT = _log_format()
 
 
 class RedactingLogger(Logger):
@@ -64,7 +66,7 @@ class _AccessFormatter(JsonFormatter):
 
 
 def child_exit(_server, worker):
-    if config.prometheus_multiproc_env():
+    if _multiproc_env():
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
