@@ -30,6 +30,7 @@ MODEL_MODULES = ("core.accounts", "core.org_settings", "supporters.models", "sup
 # Feature modules, each with an `init_app(app)` that registers its blueprints and CLI groups.
 FEATURE_MODULES = (
     "core.health",
+    "core.scrape",
     "core.cli",
     "core.deliverability",
     "supporters.web",

@@ -145,7 +145,7 @@ def worker_command(queues: tuple[str, ...], burst: bool, fork: bool, name: str |
     except ValueError as exc:
         fail(str(exc), 2)
     # This host's metrics on an internal address (WORKER_METRICS_ADDRESS), when configured.
-    from core.metrics import serve_worker_metrics
+    from core.scrape import serve_worker_metrics
 
     try:
         serve_worker_metrics(app)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from campaigns import services
-from core.metrics import exposition
+from core.scrape import exposition
 from supporters import links
 from tests.engine_helpers import make_campaign, run_worker
 from tests.factories import make_supporter
