@@ -49,14 +49,24 @@ def _started() -> None:
     g._metrics_started = time.perf_counter()
 
 
+# (route, method, status) -> its counter and histogram children: labels() costs as much as the
+# increment itself, and the combinations are few (URL rules × methods × statuses).
+_children: dict[tuple[str, str, int], tuple] = {}
+
+
 def _observe(response: Response) -> Response:
     rule = request.url_rule
     route = rule.rule if rule is not None else "unmatched"  # 404, 405: no rule, and no raw paths
     method = request.method if request.method in METHODS else "other"
-    REQUESTS.labels(route, method, str(response.status_code)).inc()
+    key = (route, method, response.status_code)
+    children = _children.get(key)
+    if children is None:
+        children = _children[key] = (REQUESTS.labels(route, method, str(response.status_code)),
+                                     REQUEST_SECONDS.labels(route, method))
+    children[0].inc()
     started = g.get("_metrics_started")
     if started is not None:
-        REQUEST_SECONDS.labels(route, method).observe(time.perf_counter() - started)
+        children[1].observe(time.perf_counter() - started)
     return response
 
 
