@@ -30,12 +30,15 @@ def sink(address: str, port: int, log_path: str) -> None:
         async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
             message = message_from_bytes(envelope.content)
             confirm = None
-            if "/confirm/" in envelope.content.decode("latin-1"):
+            if "/confirm/" not in envelope.content.decode("latin-1"):  # transfer-encoded: decode to look
                 for part in message.walk():
                     if part.get_content_type() == "text/plain":
                         found = CONFIRM.search(part.get_payload(decode=True).decode("utf-8", "replace"))
-                        confirm = found.group(0) if found else None
-            out.write(json.dumps({"peer": session.peer[0], "rcpt": envelope.rcpt_tos,
+                        confirm = found.group(0) if found else confirm
+            else:
+                found = CONFIRM.search(envelope.content.decode("latin-1"))
+                confirm = found.group(0) if found else None
+            out.write(json.dumps({"at": time.time(), "peer": session.peer[0], "rcpt": envelope.rcpt_tos,
                                   "message_id": message.get("Message-ID"), "confirm": confirm}) + "\n")
             return "250 OK"
 
