@@ -67,13 +67,16 @@ def count_round_trips(settings: dict, rows: int) -> dict:
 
     sink = EngineSink()
     app = create_app({**settings, "SMTP_URL": sink.url})
-    counts = {"statements": 0, "commits": 0}
+    counts = {"statements": 0, "commits": 0, "checkouts": 0}
 
     def on_statement(*_args, **_kwargs):
         counts["statements"] += 1
 
     def on_commit(*_args, **_kwargs):
         counts["commits"] += 1
+
+    def on_checkout(*_args, **_kwargs):  # pool_pre_ping: one `SELECT 1` round trip per checkout
+        counts["checkouts"] += 1
 
     try:
         with app.app_context():
@@ -92,6 +95,7 @@ def count_round_trips(settings: dict, rows: int) -> dict:
             engine = db.engine
             sa.event.listen(engine, "before_cursor_execute", on_statement)
             sa.event.listen(engine, "commit", on_commit)
+            sa.event.listen(engine.pool, "checkout", on_checkout)
             redis_counter = RedisCommandCounter(settings["REDIS_URL"])
             started = time.perf_counter()
             make_worker(app, ["campaigns"]).work(burst=True)
@@ -99,20 +103,23 @@ def count_round_trips(settings: dict, rows: int) -> dict:
             redis_commands = redis_counter.stop()
             sa.event.remove(engine, "before_cursor_execute", on_statement)
             sa.event.remove(engine, "commit", on_commit)
+            sa.event.remove(engine.pool, "checkout", on_checkout)
             sent = db.session.scalar(sa.select(sa.func.count()).where(
                 Delivery.campaign_id == campaign.id, Delivery.status == DeliveryStatus.SENT))
             db.session.remove()
     finally:
         sink.stop()
     return {"queued": launched["queued"], "sent": sent, "seconds": seconds, "launch_seconds": launch_seconds,
-            "statements": counts["statements"], "commits": counts["commits"], "redis": redis_commands,
+            "statements": counts["statements"], "commits": counts["commits"], "checkouts": counts["checkouts"],
+            "redis": redis_commands,
             "redis_by_command": dict(sorted(redis_counter.by_command.items(), key=lambda kv: -kv[1])[:12])}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000, help="supporters per scaling run (default 20,000)")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4], help="worker counts (default 1 2 4)")
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2, 4],
+                        help="worker counts (default 1 2 4; none: only the counting run)")
     parser.add_argument("--count-rows", type=int, default=5_000, help="mails of the counting run (default 5,000)")
     args = parser.parse_args()
 
@@ -132,8 +139,9 @@ def main() -> None:
         sent = max(c["sent"], 1)
         print(f"count run: {c['sent']:,} sent of {c['queued']:,} in {c['seconds']:.1f} s by one in-process worker "
               f"({c['sent'] / c['seconds']:.0f} msgs/s)")
-        print(f"  database: {c['statements']:,} statements + {c['commits']:,} commits = "
-              f"{(c['statements'] + c['commits']) / sent:.3f} round trips per mail")
+        trips = c["statements"] + c["commits"] + c["checkouts"]
+        print(f"  database: {c['statements']:,} statements + {c['commits']:,} commits + {c['checkouts']:,} "
+              f"pre-ping checkouts = {trips / sent:.3f} round trips per mail")
         print(f"  redis:    {c['redis']:,} commands = {c['redis'] / sent:.3f} per mail; most frequent: "
               + ", ".join(f"{k} {v}" for k, v in c["redis_by_command"].items()))
 
