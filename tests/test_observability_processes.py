@@ -143,3 +143,11 @@ def test_one_host_counts_across_web_and_worker_processes_and_logs_json_with_the_
     assert all(line.get("request_id") for line in access)
     started = [line for line in worker if line["message"] == "job started: supporters.mail_jobs.send_confirmation"]
     assert [line["request_id"] for line in started] == ["signup-42"] and started[0]["job_id"]
+
+
+def test_the_release_command_logs_json_too(subprocess_env, app):
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
+                            env={**subprocess_env, "LOG_FORMAT": "json"}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert any(line["logger"].startswith("alembic") for line in lines)
