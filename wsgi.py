@@ -22,9 +22,12 @@ from core.extensions import csrf, db, limiter, login_manager, migrate
 __all__ = ["create_app", "csrf", "db", "limiter", "login_manager", "migrate"]
 
 ROOT = Path(__file__).resolve().parent
+# The Alembic scripts: a top-level package next to this module, in a checkout and in an installed
+# wheel alike (pyproject.toml ships it as package data), so `flask db upgrade` works from either.
+MIGRATIONS = ROOT / "migrations"
 
 # Modules that define models: imported before anything needs the full metadata (Alembic too).
-MODEL_MODULES = ("core.accounts", "core.org_settings", "supporters.models", "supporters.transfer_jobs",
+MODEL_MODULES = ("core.accounts", "core.org_settings", "core.blobs", "supporters.models", "supporters.transfer_jobs",
                  "campaigns.models", "campaigns.actions", "campaigns.bounce_models")
 
 # Feature modules, each with an `init_app(app)` that registers its blueprints and CLI groups.
@@ -34,6 +37,7 @@ FEATURE_MODULES = (
     "core.cli",
     "core.deliverability",
     "supporters.web",
+    "supporters.pages",
     "supporters.cli",
     "api",
     "campaigns.web",
@@ -94,7 +98,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     for name in MODEL_MODULES:
         importlib.import_module(name)
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
+    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True, compare_type=True)
     login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)

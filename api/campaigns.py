@@ -12,7 +12,7 @@ from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from api import bp
 from api.auth import current_principal, require
-from api.conventions import load_json
+from api.conventions import load_json, load_query
 from api.openapi import doc
 from api.schemas import INT_ID_RULE, MAX_ID, MAX_INT_ID, Text, Time
 from campaigns import kinds, results, services
@@ -207,16 +207,9 @@ def dump(c: Campaign) -> dict[str, Any]:
 @doc("List campaigns (by id; `next_after` pages)", tag="Campaigns", query=CampaignListQuery, response=CampaignPage)
 @require("viewer")
 def list_campaigns():
-    status = request.args.get("status")
-    if status is not None and status not in [s.value for s in CampaignStatus]:
-        raise ValidationError({"status": [f"unknown status; use one of {', '.join(s.value for s in CampaignStatus)}"]})
-    try:
-        limit = min(max(int(request.args.get("limit", 50)), 1), 200)
-        after = int(request.args.get("after", 0))
-    except ValueError:
-        raise ValidationError({"limit": ["limit and after must be whole numbers"]}) from None
-    if not 0 <= after <= MAX_INT_ID:  # campaigns.id is 32-bit: PostgreSQL would overflow, not find nothing
-        raise ValidationError({"after": [f"must be between 0 and {MAX_INT_ID}"]})
+    # Out-of-range values are refused as the document says (422 naming the field), never clamped.
+    args = load_query(CampaignListQuery())
+    status, limit, after = args.get("status"), args.get("limit", 50), args.get("after", 0)
     query = sa.select(Campaign).where(Campaign.id > after).order_by(Campaign.id).limit(limit)
     if status:
         query = query.where(Campaign.status == status)

@@ -128,11 +128,16 @@ def etag_for(*parts: Any) -> str:
     return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
 
 
+IF_MATCH_MAX = 200
+
+
 def check_if_match(current_etag: str) -> None:
     """Honour `If-Match` on a write: a stale representation is a 412, not a lost update."""
     if_match = request.headers.get("If-Match")
     if if_match is None:
         return
+    if len(if_match) > IF_MATCH_MAX:  # as documented (maxLength): refused, not compared
+        raise ValidationError({"If-Match": [f"at most {IF_MATCH_MAX} characters"]})
     candidates = [c.strip() for c in if_match.split(",")]
     if "*" not in candidates and current_etag not in candidates and f"W/{current_etag}" not in candidates:
         raise PreconditionFailed("the resource changed since you read it; GET it again and reapply your change")

@@ -7,10 +7,9 @@ id), so it can be handed to a browser or a script without the bearer token.
 from __future__ import annotations
 
 import os
-import tempfile
 from datetime import UTC, timedelta
 
-from flask import current_app, request, send_file, url_for
+from flask import Response, current_app, request, send_file, url_for
 from marshmallow import EXCLUDE, INCLUDE, Schema, fields, validate
 
 from api import bp
@@ -20,6 +19,7 @@ from api.errors import problem
 from api.openapi import doc
 from api.schemas import MAX_INT_ID, Text, Time
 from core.accounts import record_audit
+from core.blobs import BlobMissing, get_store
 from core.errors import ValidationFailed
 from core.extensions import db
 from core.signing import ExpiredToken, InvalidToken, make_token, read_token
@@ -32,7 +32,7 @@ from supporters.transfer_jobs import (
     TransferKind,
     create_job,
     start,
-    transfer_dir,
+    upload_key,
 )
 
 FORM_OVERHEAD = 1024 * 1024  # the multipart envelope and the option fields around the CSV
@@ -116,7 +116,7 @@ def job_body(record: TransferJob) -> dict:
         "finished_at": record.finished_at.isoformat() if record.finished_at else None,
         "download": None,
     }
-    if record.result_file is not None:
+    if record.result_key is not None:
         max_age = current_app.config.get("TRANSFER_LINK_MAX_AGE", DOWNLOAD_MAX_AGE)
         token = make_token(DOWNLOAD_PURPOSE, {"j": record.id})
         from core.db import utcnow
@@ -225,15 +225,14 @@ def start_supporter_import():
                          if data["consented_at"] else None,
                          send_opt_in=data["send_opt_in"], update=data["update"], dry_run=data["dry_run"])
     check_options(opts)
-    # The upload goes to the instance folder, where the worker reads it (shared storage in production).
-    fd, path = tempfile.mkstemp(prefix="import-", suffix=".csv", dir=transfer_dir())
-    with os.fdopen(fd, "wb") as out:
+    # The upload goes to the transfer store, where a worker on any host reads it (core.blobs),
+    # streamed: never more than a chunk of it in memory.
+    key = upload_key()
+    with get_store().writer(key) as out:
         size = 0
         while chunk := upload.stream.read(1 << 20):
             size += len(chunk)
-            if size > max_bytes:
-                out.close()
-                os.unlink(path)
+            if size > max_bytes:  # leaving the block discards what was stored
                 raise ValidationFailed({"file": [f"larger than {max_bytes // (1024 * 1024)} MB"]})
             out.write(chunk)
     params = {"mapping": opts.mapping, "encoding": opts.encoding, "delimiter": opts.delimiter, "kind": opts.kind,
@@ -241,7 +240,7 @@ def start_supporter_import():
               "consented_at": opts.consented_at.isoformat() if opts.consented_at else None,
               "send_opt_in": opts.send_opt_in, "update": opts.update, "dry_run": opts.dry_run,
               "filename": os.path.basename(upload.filename)[:200]}
-    record = create_job(TransferKind.IMPORT_SUPPORTERS, params, _label(), file_path=path, **_owner())
+    record = create_job(TransferKind.IMPORT_SUPPORTERS, params, _label(), file_path=key, **_owner())
     _audit("transfer.import", record)
     db.session.commit()
     start(record)
@@ -274,12 +273,25 @@ def download_transfer(job_id: int):
     if not isinstance(payload, dict) or payload.get("j") != job_id:
         return problem(403, "Forbidden", "the download link is not valid for this job")
     record = db.session.get(TransferJob, job_id)
-    result = record.result_file if record is not None else None
-    if result is None:
+    key = record.result_key if record is not None else None
+    if key is None:
         return problem(404, "Not found", "the job has no file to download")
-    mimetype = "application/x-ndjson" if result.suffix == ".jsonl" else "text/csv"
-    name = f"{record.kind.value}-{record.id}{result.suffix}" if record.kind is not TransferKind.IMPORT_SUPPORTERS \
+    suffix = os.path.splitext(key)[1]
+    mimetype = "application/x-ndjson" if suffix == ".jsonl" else "text/csv"
+    name = f"{record.kind.value}-{record.id}{suffix}" if record.kind is not TransferKind.IMPORT_SUPPORTERS \
         else f"import-{record.id}-rejects.csv"
-    response = send_file(result, mimetype=mimetype, as_attachment=True, download_name=name, max_age=0)
+    store = get_store()
+    local = store.local_path(key)
+    if local is not None:
+        response = send_file(local, mimetype=mimetype, as_attachment=True, download_name=name, max_age=0)
+    else:
+        # Streamed from shared storage chunk by chunk: constant memory however large the file.
+        try:
+            size, chunks = store.size(key), store.chunks(key)
+        except BlobMissing:
+            return problem(404, "Not found", "the job has no file to download")
+        response = Response(chunks, mimetype=mimetype, direct_passthrough=True)
+        response.content_length = size
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     response.headers["Cache-Control"] = "no-store"  # personal data
     return response

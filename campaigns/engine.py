@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import redis
@@ -262,23 +263,34 @@ class _Sender:
         self.transient_streak = 0
         return SENT
 
-    def _may_start(self, r: Recipient) -> bool:
-        """Asked once the SMTP transaction has begun: no stop marker, markers intact, lease held."""
+    def _may_start(self, r: Recipient) -> bool | Callable[[], bool]:
+        """Asked once the SMTP transaction has begun (MAIL FROM accepted): the lease must be ours;
+        the stop-marker check goes to Redis now and its answer is read once the server has
+        answered RCPT TO (the two round trips overlap), before DATA. No marker, markers intact."""
         if not self.keeper.holds() or r.delivery_id in self.lost:
             self.stopped_by = "lease"
             return False
         try:
-            reason = self.stops.stopped(r.supporter_id)
-        except MarkersLost:
-            self.stopped_by = "markers lost"
-            return False
+            answer = self.stops.ask(r.supporter_id)
         except redis.RedisError as exc:
             self.stopped_by = f"Redis unreachable: {exc}"
             return False
-        if reason is not None:
-            self.stopped_by = reason
-            return False
-        return True
+
+        def verdict() -> bool:
+            try:
+                reason = answer()
+            except MarkersLost:
+                self.stopped_by = "markers lost"
+                return False
+            except redis.RedisError as exc:
+                self.stopped_by = f"Redis unreachable: {exc}"
+                return False
+            if reason is not None:
+                self.stopped_by = reason
+                return False
+            return True
+
+        return verdict
 
     def _abandoned(self) -> Outcome:
         """The transaction was abandoned before any recipient: skip the delivery, or stop the chunk."""

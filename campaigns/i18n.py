@@ -25,6 +25,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "share.network.email": "Email",
         "share.network.copy": "Copy link",
         "share.copy_hint": "Select and copy this link:",
+        "share.what": "What you share:",
         "share.thanks": "Thank you for sharing!",
         "review.intro": "If you have a genuine experience with us, an honest review helps others decide. "
                         "Good or critical: your opinion counts.",
@@ -78,6 +79,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "share.network.whatsapp": "WhatsApp",
         "share.network.email": "E-Mail",
         "share.network.copy": "Link kopieren",
+        "share.what": "Was Sie teilen:",
         "share.copy_hint": "Markieren und kopieren Sie diesen Link:",
         "share.thanks": "Danke fürs Teilen!",
         "review.intro": "Wenn Sie echte Erfahrungen mit uns haben, hilft eine ehrliche Bewertung anderen bei der "

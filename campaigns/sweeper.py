@@ -37,7 +37,7 @@ QUEUE_EPOCH = "sp:campaigns:queue-epoch"
 def sweep(now: datetime | None = None) -> dict[str, int]:
     """Start due scheduled campaigns, recover lost work and finish campaigns; safe to run anywhere, any time."""
     now = now or utcnow()
-    report = {"started": 0, "reclaimed": 0, "requeued": 0, "finished": 0, "confirmations": 0}
+    report = {"started": 0, "reclaimed": 0, "requeued": 0, "finished": 0, "confirmations": 0, "transfer_files": 0}
     due = db.session.scalars(sa.select(Campaign.id).where(Campaign.status == CampaignStatus.SCHEDULED,
                                                           Campaign.send_at <= now)).all()
     db.session.commit()
@@ -66,11 +66,21 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
         report["requeued"] += enqueue_pending(campaign_id, only_stale_before=stale_before, now=now)
         report["finished"] += finish_if_done(campaign_id)
     report["confirmations"] = _sweep_confirmations(lease)
+    report["transfer_files"] = _expire_transfer_files(now)
     metrics.SWEEPS.inc()
     for kind, n in report.items():
         if n:
             metrics.RECOVERIES.labels(kind).inc(n)
     return report
+
+
+def _expire_transfer_files(now: datetime) -> int:
+    """Delete finished export/import files older than TRANSFER_KEEP_HOURS, from whichever store holds them."""
+    from supporters.transfer_jobs import expire_transfer_files
+
+    count = expire_transfer_files(now)
+    db.session.commit()
+    return count
 
 
 def _sweep_confirmations(lease: int) -> int:

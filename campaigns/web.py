@@ -8,7 +8,9 @@ campaigns.acting; this module translates between HTTP and those services.
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, current_app, g, redirect, render_template, request
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import TooManyRequests
 
 from campaigns import acting, kinds, tracking
@@ -20,6 +22,7 @@ from core.extensions import csrf, limiter
 from core.signing import InvalidToken
 from supporters.i18n import negotiate
 from supporters.models import LANGUAGES
+from supporters.pages import page_csp
 from supporters.signals import supporter_joined
 
 bp = Blueprint("actions", __name__, template_folder="templates")
@@ -59,7 +62,8 @@ def _page(ctx: acting.ActContext, token: str, status: int = 200, errors: dict | 
                "errors": errors or {}, "config": cfg, **extra}
     if campaign.kind.value == "share":
         context.update(template="share", networks=cfg.get("networks", list(kinds.NETWORKS)),
-                       text=extra.get("text") or acting.share_text(ctx, g.lang))
+                       text=extra.get("text") or acting.share_text(ctx, g.lang), shared_page=cfg.get("url"),
+                       shared_host=urlsplit(cfg.get("url") or "").hostname)
     elif campaign.kind.value == "review":
         kind = ctx.supporter.kind.value
         context.update(template="review", destinations=acting.review_destinations(ctx),
@@ -78,6 +82,14 @@ def _page(ctx: acting.ActContext, token: str, status: int = 200, errors: dict | 
     return render_template(f"actions/{context['template']}.html", **context), status
 
 
+DONE_OUTCOMES = ("cast", "changed", "unchanged")  # what acting.vote returns
+
+
+def _done(token: str, outcome: str | None):
+    """Post/Redirect/Get: a reload of the result page shows it again instead of posting again."""
+    return redirect(url_for("actions.act", token=token, lang=g.lang, done=outcome or "1"), 303)
+
+
 def _heading(ctx: acting.ActContext, subject: str) -> str:
     """The mail's subject as the page title, with {{first_name}} filled and other placeholders dropped."""
     first = (ctx.supporter.name or "").split(" ")[0]
@@ -93,6 +105,11 @@ def act(token: str):
         return _problem(404, "problem.link")
     _set_language(ctx)
     if request.method != "POST":
+        if request.args.get("copied") and ctx.campaign.kind.value == "share":
+            return _page(ctx, token, copied=True, shared_url=acting.shared_url(ctx))
+        done = request.args.get("done")
+        if done:  # the Get after a Post/Redirect: the result, and a reload posts nothing again
+            return _page(ctx, token, done=True, outcome=done if done in DONE_OUTCOMES else None)
         if request.method == "GET":  # a click, never an action; a HEAD (link scanners) is not even that
             acting.record_open(ctx)
         return _page(ctx, token)
@@ -101,22 +118,21 @@ def act(token: str):
         kind = ctx.campaign.kind.value
         if kind == "share":
             target = acting.share(ctx, form.get("network", ""), form.get("text"))
-            if target is None:
-                return _page(ctx, token, copied=True, shared_url=acting.shared_url(ctx), text=form.get("text"))
+            if target is None:  # copy-link: Post/Redirect/Get to the page showing the link
+                return redirect(url_for("actions.act", token=token, lang=g.lang, copied="1"), 303)
             return redirect(target, 303)
         if kind == "review":
             acting.confirm_review(ctx, form.get("site", ""), form.get("review_url"))
-            return _page(ctx, token, done=True)
+            return _done(token, "1")
         if acting.is_petition(ctx):
             acting.sign(ctx, form.get("comment"))
-            return _page(ctx, token, done=True)
-        outcome = acting.vote(ctx, form.getlist("option"))
-        return _page(ctx, token, done=True, outcome=outcome)
+            return _done(token, "1")
+        return _done(token, acting.vote(ctx, form.getlist("option")))
     except ValidationFailed as exc:
         return _page(ctx, token, 422, errors=exc.errors, text=form.get("text"),
                      chosen=[int(x) for x in form.getlist("option") if x.isdigit()])
-    except acting.AlreadyDone:
-        return _problem(409, "problem.already")
+    except acting.AlreadyDone:  # a second submission (e.g. from an old tab): the page as it is, and why
+        return _page(ctx, token, 409, already=True)
     except acting.Closed:
         return _problem(409, "problem.closed")
 
@@ -142,9 +158,7 @@ def _too_many(exc: TooManyRequests):
 
 @bp.after_request
 def _headers(response):
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "form-action 'self' https: mailto:; base-uri 'none'; object-src 'none'; frame-ancestors 'self'")
+    response.headers["Content-Security-Policy"] = page_csp(form_action="'self' https: mailto:")
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
     response.headers["X-Content-Type-Options"] = "nosniff"
     # The URL carries the supporter's token: never send it to the sites we redirect to.

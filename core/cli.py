@@ -17,6 +17,7 @@ from flask.cli import AppGroup
 from core.accounts import ApiToken, Role, create_token, create_user, find_user, record_audit, revoke_token
 from core.errors import DomainError, ValidationFailed
 from core.extensions import db
+from core.outbox_cli import outbox
 
 users = AppGroup("users", help="Manage admin users (admin, manager, viewer).")
 tokens = AppGroup("tokens", help="Manage API tokens (shown once at creation, stored hashed).")
@@ -66,6 +67,22 @@ def users_list() -> None:
     for user in db.session.scalars(sa.select(AdminUser).order_by(AdminUser.id)):
         state = "active" if user.active else "deactivated"
         click.echo(f"{user.id}\t{user.email}\t{user.role.value}\t{state}")
+
+
+@users.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of prompting.")
+def users_set_password(email: str, password_stdin: bool) -> None:
+    """Set a user's password; every session signed in so far ends (API tokens stay valid)."""
+    try:
+        user = find_user(email)
+        user.set_password(_read_password(password_stdin))
+        record_audit("user.set_password", actor_type="cli", object_type="admin_user", object_id=user.id)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        fail(_domain_error_message(exc))
+    click.echo(f"Password changed for {user.email}; their existing sessions have ended.")
 
 
 @users.command("deactivate")
@@ -140,6 +157,7 @@ def worker_command(queues: tuple[str, ...], burst: bool, fork: bool, name: str |
 
     app = current_app._get_current_object()
     check_services(app)
+    warn_single_host(app)
     try:
         worker = make_worker(app, queues or None, fork=fork, name=name)
     except ValueError as exc:
@@ -161,6 +179,12 @@ def worker_command(queues: tuple[str, ...], burst: bool, fork: bool, name: str |
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 
+def warn_single_host(app: Flask) -> None:
+    """Say loudly what ties this process's state to its host (config.single_host_warnings)."""
+    for warning in app.config.get("SINGLE_HOST_WARNINGS", ()):
+        click.echo(f"WARNING (several hosts): {warning}", err=True)
+
+
 def check_services(app: Flask) -> None:
     """Fail fast with one line naming the variable when the database or Redis is unreachable."""
     try:
@@ -175,6 +199,24 @@ def check_services(app: Flask) -> None:
         fail(f"REDIS_URL: cannot reach Redis at {app.config['REDIS_URL']}: {exc}", 2)
 
 
+def _port_free_or_fail(host: str, port: int) -> None:
+    """Say so before anything starts (and before any URL is printed) when the port is taken."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        fail(f"--host {host}: {exc.strerror}", 2)
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError:
+            fail(f"port {port} on {host} is in use (another server running?); "
+                 f"stop it or choose another port: scripts/run.sh --port {port + 1}", 2)
+
+
 @click.command("dev")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -184,9 +226,13 @@ def dev_command(host: str, port: int, workers: int) -> None:
     from flask_migrate import upgrade
 
     app = current_app._get_current_object()
+    _port_free_or_fail(host, port)
     check_services(app)
     upgrade()
     env = {**os.environ, "REDIS_URL": app.config["REDIS_URL"], "PYTHONUNBUFFERED": "1"}
+    if not os.environ.get("PUBLIC_BASE_URL"):  # links in mails point at the server we start
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        env["PUBLIC_BASE_URL"] = f"http://{shown}:{port}"
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
     commands = [[*flask, "run", "--host", host, "--port", str(port), "--no-reload", "--with-threads"]]
     commands += [[*flask, "worker", "--name", f"dev-{os.getpid()}-{i}"] for i in range(workers)]
@@ -206,7 +252,7 @@ def dev_command(host: str, port: int, workers: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
     # A shell starting us in the background ignores SIGINT; Ctrl-C must still stop everything.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    base = app.config["PUBLIC_BASE_URL"]
+    base = env.get("PUBLIC_BASE_URL") or app.config["PUBLIC_BASE_URL"]
     click.echo(f"\nSupporter platform running: http://{host}:{port}/join  (health: http://{host}:{port}/healthz)")
     click.echo(f"Links in mails point to PUBLIC_BASE_URL={base}; mail goes to "
                f"{'SMTP' if app.config['SMTP'] else app.config['OUTBOX_DIR']}. Press Ctrl-C to stop.\n")
@@ -241,5 +287,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(tokens)
     app.cli.add_command(worker_command)
     app.cli.add_command(dev_command)
+    app.cli.add_command(outbox)
     if not app.testing:
         sys.excepthook = _excepthook

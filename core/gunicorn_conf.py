@@ -73,3 +73,9 @@ def child_exit(_server, worker):
 
 
 logger_class = RedactingLogger
+
+
+def post_worker_init(worker) -> None:
+    """Each web worker says loudly what ties its state to this host (config.single_host_warnings)."""
+    for warning in getattr(worker.wsgi, "config", {}).get("SINGLE_HOST_WARNINGS", ()):
+        worker.log.warning("WARNING (several hosts): %s", warning)

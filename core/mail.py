@@ -67,9 +67,18 @@ def wire_envelope(sender: str, recipients: list[str]) -> tuple[str, list[str]]:
         raise PermanentMailError(str(exc), reason="invalid_address") from None
 
 
+# What a transport asks once a transaction has begun: a verdict, or a function that returns it
+# (a check already on its way, answered while the mail server answers RCPT TO).
+Started = Callable[[], "bool | Callable[[], bool]"]
+
+
+def _verdict(answer: bool | Callable[[], bool]) -> bool:
+    return answer() if callable(answer) else answer
+
+
 class Transport(Protocol):
     def send(self, sender: str, recipients: list[str], message: bytes,
-             started: Callable[[], bool] | None = None) -> bool: ...
+             started: Started | None = None) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -82,8 +91,8 @@ class FileOutbox:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def send(self, sender: str, recipients: list[str], message: bytes,
-             started: Callable[[], bool] | None = None) -> bool:
-        if started is not None and not started():
+             started: Started | None = None) -> bool:
+        if started is not None and not _verdict(started()):
             return False
         sender, recipients = wire_envelope(sender, recipients)
         name = f"{uuid.uuid4().hex}.eml"
@@ -131,12 +140,14 @@ class SMTPTransport:
         return smtp
 
     def send(self, sender: str, recipients: list[str], message: bytes,
-             started: Callable[[], bool] | None = None) -> bool:
+             started: Started | None = None) -> bool:
         """Send one message in one SMTP transaction and return True, or raise a classified MailError.
 
         `started()`, if given, is asked once the server has accepted MAIL FROM, i.e. once the
         transaction has begun: False abandons it (RSET; send returns False). A sender's last-moment
-        checks go there, so a check that passed means the transaction had already started.
+        checks go there, so a check that passed means the transaction had already started. It may
+        return a function instead (a check it has sent off, e.g. to Redis): that is called after
+        the RCPT TO round trip, so the two round trips overlap, and still before DATA.
 
         Whatever goes wrong, the connection is left clean for the next message: a refused
         transaction is reset (RSET), anything unexpected drops the connection. One recipient's bad
@@ -156,14 +167,25 @@ class SMTPTransport:
             if code != 250:
                 self._reset()
                 raise _classify(code, reply)
-            if started is not None and not started():
+            answer = started() if started is not None else True
+            if answer is False:
                 self._reset()
                 return False
-            for recipient in recipients:
-                code, reply = smtp.rcpt(recipient)
-                if code not in (250, 251):
-                    self._reset()
-                    raise _classify(code, reply, recipient_refused=True)
+            refused = None
+            try:
+                for recipient in recipients:
+                    code, reply = smtp.rcpt(recipient)
+                    if code not in (250, 251):
+                        refused = (code, reply)
+                        break
+            finally:
+                go = _verdict(answer)  # always read a pending check's answer, whatever happened
+            if refused is not None:
+                self._reset()
+                raise _classify(*refused, recipient_refused=True)
+            if not go:
+                self._reset()
+                return False
             code, reply = smtp.docmd("data")
             if code != 354:
                 self._reset()

@@ -125,7 +125,35 @@ class StopCheck:
 
     def stopped(self, supporter_id: int) -> str | None:
         """The marker's reason, or None; raises MarkersLost when Redis lost them since `begin()`."""
-        epoch, reason = self.connection.mget(EPOCH_KEY, KEY.format(supporter_id))
+        return self._verdict(*self.connection.mget(EPOCH_KEY, KEY.format(supporter_id)))
+
+    def ask(self, supporter_id: int) -> Callable[[], str | None]:
+        """Send the check now; the returned function reads its answer (what `stopped()` returns or
+        raises). Whatever the caller does in between overlaps with the Redis round trip (the engine
+        sends RCPT TO). The function must be called exactly once: it gives the connection back."""
+        pool = self.connection.connection_pool
+        conn = pool.get_connection()
+        command = ("MGET", EPOCH_KEY, KEY.format(supporter_id))
+        try:
+            try:
+                conn.send_command(*command)
+            except (redis.ConnectionError, redis.TimeoutError):
+                conn.disconnect()  # a pooled connection gone stale (Redis restarted): once more
+                conn.send_command(*command)
+        except BaseException:
+            pool.release(conn)
+            raise
+
+        def answer() -> str | None:
+            try:
+                epoch, reason = conn.read_response()
+            finally:
+                pool.release(conn)  # read_response disconnects it first when the read failed
+            return self._verdict(epoch, reason)
+
+        return answer
+
+    def _verdict(self, epoch: bytes | None, reason: bytes | None) -> str | None:
         if epoch != self.epoch or epoch is None:
             raise MarkersLost
         return reason.decode() if reason is not None else None

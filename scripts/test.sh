@@ -6,14 +6,16 @@ cd "$(dirname "$0")/.."
 
 # System packages: redis-server for the PostgreSQL run, chromium for the browser tests, Postfix
 # and Dovecot (IMAP + LMTP) for the real-bounce tests (tests/mailservers.py; run as root there) and
-# the strict-relay tests (tests/postfix.py).
+# the strict-relay tests (tests/postfix.py), PgBouncer for the transaction-pooling tests
+# (tests/test_pgbouncer.py).
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v postfix >/dev/null || missing+=(postfix)
 [ -x /usr/lib/dovecot/imap ] || missing+=(dovecot-imapd)
 [ -x /usr/lib/dovecot/lmtp ] || missing+=(dovecot-lmtpd)
-command -v haproxy >/dev/null || missing+=(haproxy)  # the load balancer of tests/test_multihost.py
+command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)  # tests/test_multihost.py
 if ! command -v initdb >/dev/null; then
   pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -n "$pgbin" ]; then export PATH="$pgbin:$PATH"; else missing+=(postgresql); fi

@@ -13,6 +13,23 @@ DEFAULT_LANGUAGE = "en"
 CATALOG: dict[str, dict[str, str]] = {
     "en": {
         "site.title": "Supporters",
+        # every page: who is asking
+        "site.privacy": "Privacy policy",
+        "site.imprint": "Imprint",
+        "site.logo": "Logo of {org}",
+        "home.title": "Supporters of {org}",
+        "home.body": "Customers, fans, former employees, suppliers and partners: join our supporters and "
+                     "hear first when your voice counts. You choose what you hear about and how often, "
+                     "and you can leave with one click.",
+        "home.join": "Join now",
+        "joined.address": "We sent it to: {email}",
+        "joined.resend.title": "No email?",
+        "joined.resend.body": "Check your spam folder. Or have the email sent again (at most a few times "
+                              "per hour):",
+        "joined.resend.button": "Send the email again",
+        "unsub.instead.title": "Rather hear from us less?",
+        "unsub.instead.fewer": "Fewer emails: choose how often",
+        "unsub.instead.pause": "Pause for a while",
         "lang.de": "Deutsch",
         "lang.en": "English",
         "lang.switch": "Language",
@@ -139,6 +156,23 @@ CATALOG: dict[str, dict[str, str]] = {
     },
     "de": {
         "site.title": "Unterstützer:innen",
+        # every page: who is asking
+        "site.privacy": "Datenschutz",
+        "site.imprint": "Impressum",
+        "site.logo": "Logo von {org}",
+        "home.title": "Unterstützer:innen von {org}",
+        "home.body": "Kund:innen, Fans, ehemalige Mitarbeitende, Lieferanten und Partner: Werden Sie "
+                     "Unterstützer:in und erfahren Sie zuerst, wenn Ihre Stimme zählt. Sie wählen, worüber "
+                     "und wie oft Sie von uns hören, und können sich mit einem Klick abmelden.",
+        "home.join": "Jetzt mitmachen",
+        "joined.address": "Wir haben sie geschickt an: {email}",
+        "joined.resend.title": "Keine E-Mail?",
+        "joined.resend.body": "Sehen Sie im Spam-Ordner nach. Oder lassen Sie sich die E-Mail noch einmal "
+                              "schicken (höchstens ein paar Mal pro Stunde):",
+        "joined.resend.button": "E-Mail noch einmal senden",
+        "unsub.instead.title": "Lieber seltener von uns hören?",
+        "unsub.instead.fewer": "Weniger E-Mails: wählen Sie, wie oft",
+        "unsub.instead.pause": "Eine Pause einlegen",
         "lang.de": "Deutsch",
         "lang.en": "English",
         "lang.switch": "Sprache",

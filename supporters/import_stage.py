@@ -19,27 +19,39 @@ CONSENT_PURPOSE = "campaigns"
 class Stage:
     """A temporary table on the import's own connection, and the per-batch statements."""
 
-    def __init__(self, conn: sa.Connection, opts: ImportOptions, tag_names: list[str], columns: set[str]):
+    def __init__(self, conn: sa.Connection, opts: ImportOptions, tag_names: list[str], columns: set[str],
+                 per_transaction: bool = False):
         self.conn = conn
+        # Behind PgBouncer in transaction pooling (DATABASE_POOL_MODE=transaction) each transaction
+        # may run on another server connection, where a temporary table made earlier does not
+        # exist: then every batch's transaction makes its own, dropped at its commit.
+        self.per_transaction = per_transaction and conn.dialect.name == "postgresql"
         self.opts = opts
         self.pg = conn.dialect.name == "postgresql"
         self.active = not opts.send_opt_in
         self.tag_names = tag_names
         self.columns = columns  # the fields the file has: an update never blanks the others
 
-    def create(self) -> None:
+    def _create_sql(self) -> str:
         id_type = "BIGINT" if self.pg else "INTEGER"
         # The reader has already removed in-file duplicates. SQLite needs the key to note new ids
         # row by row; PostgreSQL joins the stage set-based and would only pay for the index.
         key = "NOT NULL" if self.pg else "PRIMARY KEY"
+        return ("CREATE TEMPORARY TABLE _import_stage (line INTEGER NOT NULL, email TEXT NOT NULL, "
+                f"email_normalized TEXT {key}, name TEXT, kind TEXT NOT NULL, language TEXT NOT NULL, "
+                f"country TEXT, timezone TEXT, tags TEXT, email_hash TEXT, referral_code TEXT, new_id {id_type})"
+                + (" ON COMMIT DROP" if self.per_transaction else ""))
+
+    def create(self) -> None:
+        if self.per_transaction:
+            return  # made in each batch's transaction (load)
         with self.conn.begin():
             self.conn.exec_driver_sql("DROP TABLE IF EXISTS _import_stage")
-            self.conn.exec_driver_sql(
-                "CREATE TEMPORARY TABLE _import_stage (line INTEGER NOT NULL, email TEXT NOT NULL, "
-                f"email_normalized TEXT {key}, name TEXT, kind TEXT NOT NULL, language TEXT NOT NULL, "
-                f"country TEXT, timezone TEXT, tags TEXT, email_hash TEXT, referral_code TEXT, new_id {id_type})")
+            self.conn.exec_driver_sql(self._create_sql())
 
     def drop(self) -> None:
+        if self.per_transaction:
+            return  # dropped at each commit
         with self.conn.begin():
             self.conn.exec_driver_sql("DROP TABLE IF EXISTS _import_stage")
 
@@ -47,7 +59,10 @@ class Stage:
         # TRUNCATE, not DELETE, on PostgreSQL: deleted rows stay in the table until a vacuum, so
         # every batch's scan of the stage would also read all earlier batches (a million rows took
         # 13.8 s with DELETE, 10.9 s with TRUNCATE). SQLite's DELETE without WHERE is a truncate.
-        self.conn.exec_driver_sql("TRUNCATE _import_stage" if self.pg else "DELETE FROM _import_stage")
+        if self.per_transaction:
+            self.conn.exec_driver_sql(self._create_sql())
+        else:
+            self.conn.exec_driver_sql("TRUNCATE _import_stage" if self.pg else "DELETE FROM _import_stage")
         columns = ", ".join(STAGE_COLUMNS)
         if self.pg:
             # No wait for the WAL flush at each batch's commit: a crash can lose only the last

@@ -152,7 +152,8 @@ def import_supporters(opts: ImportOptions, progress: Callable[[int], None] | Non
         """Take batches off the queue and write each in its own transaction, on its own connection."""
         try:
             with app.app_context(), engine.connect() as conn:
-                stage = Stage(conn, opts, tag_names, set(state["positions"]))
+                stage = Stage(conn, opts, tag_names, set(state["positions"]),
+                              per_transaction=app.config["DATABASE_POOL_MODE"] == "transaction")
                 stage.create()
                 try:
                     while not stop.is_set():

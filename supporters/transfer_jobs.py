@@ -2,14 +2,17 @@
 
 The row is the source of truth (status, counts, the result file); Redis only carries the job id.
 The job re-reads the row and is safe to run twice: an export rewrites its file, an import of the
-same file is a no-op for what is already in.
+same file is a no-op for what is already in. The files themselves live in the transfer store
+(core.blobs: the instance folder, or the database that every host reaches); `file_path` and the
+summary's `rejects_path` hold their keys in it.
 """
 
 from __future__ import annotations
 
 import enum
-import os
-from datetime import UTC, datetime
+import secrets
+import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.blobs import BlobMissing, get_store
 from core.db import BigIntPK, str_enum, utcnow
 from core.errors import DomainError
 from core.extensions import db
@@ -48,7 +52,7 @@ class TransferJob(db.Model):
     status: Mapped[TransferStatus] = mapped_column(str_enum(TransferStatus, "transfer_status"),
                                                    default=TransferStatus.QUEUED)
     params: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
-    # The export's result, or the uploaded file of an import (its rejects sit next to it).
+    # The key (core.blobs) of the export's result, or of an import's upload (gone once read).
     file_path: Mapped[str | None] = mapped_column(sa.String(500))
     rows: Mapped[int | None]
     summary: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
@@ -61,20 +65,13 @@ class TransferJob(db.Model):
     finished_at: Mapped[datetime | None]
 
     @property
-    def result_file(self) -> Path | None:
-        """The file a download link serves: the export, or an import's reject file."""
+    def result_key(self) -> str | None:
+        """The stored file a download link serves: the export, or an import's reject file."""
         if self.status is not TransferStatus.DONE or not self.file_path:
             return None
-        if self.kind is TransferKind.IMPORT_SUPPORTERS:
-            rejects = (self.summary or {}).get("rejects_path")
-            return Path(rejects) if rejects and os.path.exists(rejects) else None
-        return Path(self.file_path) if os.path.exists(self.file_path) else None
-
-
-def transfer_dir() -> Path:
-    path = Path(current_app.instance_path) / "transfers"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+        key = (self.summary or {}).get("rejects_path") if self.kind is TransferKind.IMPORT_SUPPORTERS \
+            else self.file_path
+        return key if key and get_store().exists(key) else None
 
 
 def create_job(kind: TransferKind, params: dict, requested_by: str | None, file_path: str | None = None,
@@ -85,8 +82,14 @@ def create_job(kind: TransferKind, params: dict, requested_by: str | None, file_
     db.session.flush()
     if kind is not TransferKind.IMPORT_SUPPORTERS:
         suffix = "jsonl" if params.get("format") == "jsonl" else "csv"
-        record.file_path = str(transfer_dir() / f"{kind.value}-{record.id}.{suffix}")
+        # Unique even if an id is ever used again (SQLite reuses the highest id once its row is gone).
+        record.file_path = f"{kind.value}-{record.id}-{secrets.token_hex(6)}.{suffix}"
     return record
+
+
+def upload_key() -> str:
+    """A fresh, unguessable key for an import's upload."""
+    return f"import-{secrets.token_hex(12)}.csv"
 
 
 def start(record: TransferJob) -> None:
@@ -105,9 +108,11 @@ def run_transfer_job(job_id: int) -> str:
         rows, summary = _perform(record)
     except DomainError as exc:
         db.session.rollback()
-        # The upload's place on the server is nobody's business: name it as the person knows it.
-        error = exc.detail.replace(record.file_path, "the uploaded file") if record.file_path else exc.detail
-        _finish(job_id, TransferStatus.FAILED, error=error[:1000])
+        _finish(job_id, TransferStatus.FAILED, error=exc.detail[:1000])
+        return "failed"
+    except BlobMissing:
+        db.session.rollback()
+        _finish(job_id, TransferStatus.FAILED, error="the uploaded file is gone (deleted by an erasure or expired)")
         return "failed"
     except Exception:
         db.session.rollback()
@@ -120,7 +125,17 @@ def run_transfer_job(job_id: int) -> str:
 def _forget_upload(record: TransferJob) -> None:
     """An import's uploaded file is personal data: gone once the job has read it (its rejects stay)."""
     if record.kind is TransferKind.IMPORT_SUPPORTERS and record.file_path:
-        Path(record.file_path).unlink(missing_ok=True)
+        get_store().delete(record.file_path)
+
+
+def _forget_files(record: TransferJob) -> None:
+    store = get_store()
+    rejects = (record.summary or {}).get("rejects_path")
+    for key in (record.file_path, rejects):
+        if key:
+            store.delete(key)
+    if rejects:
+        record.summary = {**record.summary, "rejects_path": None}
 
 
 @on_erase
@@ -131,12 +146,24 @@ def forget_transfer_files(_supporter) -> None:
     """
     finished = (TransferStatus.DONE, TransferStatus.FAILED)
     for record in db.session.scalars(sa.select(TransferJob).where(TransferJob.status.in_(finished))):
-        rejects = (record.summary or {}).get("rejects_path")
-        for path in (record.file_path, rejects):
-            if path:
-                Path(path).unlink(missing_ok=True)
-        if rejects:
-            record.summary = {**record.summary, "rejects_path": None}
+        _forget_files(record)
+
+
+def expire_transfer_files(now: datetime | None = None) -> int:
+    """Delete the files of jobs finished more than TRANSFER_KEEP_HOURS ago; the caller commits.
+
+    Runs from the sweeper of every worker, so the files leave whichever storage holds them.
+    """
+    keep = timedelta(hours=current_app.config["TRANSFER_KEEP_HOURS"])
+    cutoff = (now or utcnow()) - keep
+    finished = (TransferStatus.DONE, TransferStatus.FAILED)
+    expired = db.session.scalars(sa.select(TransferJob).where(
+        TransferJob.status.in_(finished), TransferJob.finished_at < cutoff, TransferJob.file_path.is_not(None),
+    ).order_by(TransferJob.id).limit(1000)).all()
+    for record in expired:
+        _forget_files(record)
+        record.file_path = None  # nothing left to serve, nothing to look for next time
+    return len(expired)
 
 
 def _finish(job_id: int, status: TransferStatus, **values) -> None:
@@ -153,28 +180,39 @@ def _perform(record: TransferJob) -> tuple[int, dict | None]:
     from supporters.transfer_import import ImportOptions, import_supporters
 
     p = dict(record.params)
+    store = get_store()
     if record.kind is TransferKind.IMPORT_SUPPORTERS:
-        opts = ImportOptions(
-            path=record.file_path, mapping=p.get("mapping") or {}, encoding=p.get("encoding"),
-            delimiter=p.get("delimiter"), kind=p.get("kind"), language=p.get("language"), tags=p.get("tags") or [],
-            consent_note=p.get("consent_note"),
-            consented_at=datetime.fromisoformat(p["consented_at"]) if p.get("consented_at") else None,
-            send_opt_in=bool(p.get("send_opt_in")), update=bool(p.get("update")), dry_run=bool(p.get("dry_run")))
         db.session.commit()
-        summary = import_supporters(opts)
+        # The import reads its file several times (encoding, delimiter, rows): a path on this host.
+        # With shared storage that is a temporary copy; the rejects go back to the store.
+        with store.materialize(record.file_path) as path, tempfile.TemporaryDirectory(prefix="sp-rejects-") as tmp:
+            opts = ImportOptions(
+                path=str(path), mapping=p.get("mapping") or {}, encoding=p.get("encoding"),
+                delimiter=p.get("delimiter"), kind=p.get("kind"), language=p.get("language"),
+                tags=p.get("tags") or [], consent_note=p.get("consent_note"),
+                consented_at=datetime.fromisoformat(p["consented_at"]) if p.get("consented_at") else None,
+                send_opt_in=bool(p.get("send_opt_in")), update=bool(p.get("update")),
+                dry_run=bool(p.get("dry_run")), rejects_path=str(Path(tmp) / "rejects.csv"))
+            try:
+                summary = import_supporters(opts)
+            except DomainError as exc:
+                # The upload's place on a host is nobody's business: name it as the person knows it.
+                exc.detail = exc.detail.replace(str(path), "the uploaded file")
+                raise
+            if summary.rejects_path:
+                key = f"{Path(record.file_path).stem}.rejects.csv"
+                store.put_file(key, Path(summary.rejects_path))
+                summary.rejects_path = key
         fields = ("rows", "inserted", "updated", "duplicate_in_file", "existing", "rejected", "suppressed",
                   "opt_in_queued", "rejects_path", "ignored_columns", "notes")
         return summary.inserted, {f: getattr(summary, f) for f in fields}
-    target = Path(record.file_path)
-    partial = target.with_name(f".{target.name}.partial")
     fmt = p.get("format", "csv")
     db.session.commit()
-    with open(partial, "wb") as out:
+    with store.writer(record.file_path) as out:
         if record.kind is TransferKind.EXPORT_CONSENTS:
             since = datetime.fromisoformat(p["since"]) if p.get("since") else None
             rows = transfer.export_consents(out, fmt=fmt, since=since)
         else:
             selection = transfer.Selection(**(p.get("selection") or {}))
             rows = transfer.export_supporters(out, fmt=fmt, fields=p.get("fields"), selection=selection)
-    os.replace(partial, target)
     return rows, None

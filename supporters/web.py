@@ -8,7 +8,7 @@ HTTP and those services.
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, current_app, g, render_template, request
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import TooManyRequests
 
@@ -23,6 +23,7 @@ from supporters.consent import Requester, consent_text
 from supporters.forms import HONEYPOT, JoinForm, NewLinkForm, PreferencesForm
 from supporters.i18n import negotiate, t
 from supporters.models import LANGUAGES, Supporter, SupporterKind, SupporterStatus
+from supporters.pages import page_csp
 from supporters.signals import supporter_joined
 
 bp = Blueprint("supporters", __name__, template_folder="templates", static_folder="static",
@@ -30,7 +31,8 @@ bp = Blueprint("supporters", __name__, template_folder="templates", static_folde
 
 # Pages other sites may frame (the join form and what it answers with); everything else,
 # especially preferences with its "leave" button, may only be framed by ourselves.
-EMBEDDABLE_ENDPOINTS = {"supporters.join", "supporters.static"}
+# The join form and what follows it in the frame (Post/Redirect/Get: "check your inbox", a resend).
+EMBEDDABLE_ENDPOINTS = {"supporters.join", "supporters.joined", "supporters.new_link_sent", "supporters.static"}
 
 
 def _join_limit() -> str:
@@ -105,7 +107,15 @@ def join():
     supporter_joined.send(current_app._get_current_object(), email_normalized=data["email"].strip().lower(),
                           ref=data["ref"], campaign_hint=request.form.get("c"))
     # The same answer whatever the outcome: nobody learns whether an address is already known.
-    return _page("joined.html")
+    # Post/Redirect/Get: a reload shows the page again instead of joining again.
+    session["joined_email"] = data["email"]
+    return redirect(url_for("supporters.joined", lang=g.lang), 303)
+
+
+@bp.get("/join/sent")
+def joined():
+    """"Check your inbox", naming the address this browser just entered (and a resend button)."""
+    return _page("joined.html", email=session.get("joined_email"))
 
 
 # --- confirm -------------------------------------------------------------------------------------
@@ -135,8 +145,7 @@ def confirm(token: str):
             supporter, newly = confirm_service.confirm(token, _requester())
         except InvalidToken as exc:
             return _link_problem(exc, token)
-        g.lang = _page_language(supporter.language)
-        return _confirmed_page(supporter, newly)
+        return redirect(url_for("supporters.confirm", token=token, welcome="1" if newly else None), 303)
     # GET only shows the button: it changes nothing (mail scanners open every link). The page does
     # not submit itself by script either, since some scanners run scripts.
     try:
@@ -148,7 +157,7 @@ def confirm(token: str):
         if supporter.status is SupporterStatus.UNSUBSCRIBED:
             raise confirm_service.ConsentWithdrawn("left")
         if supporter.status is SupporterStatus.ACTIVE:
-            return _confirmed_page(supporter, False)
+            return _confirmed_page(supporter, request.args.get("welcome") == "1")
         confirm_service.grant_for_confirmation(supporter, grant_id)
     except InvalidToken as exc:
         return _link_problem(exc, token)
@@ -172,6 +181,11 @@ def new_confirmation_link():
             supporter_id = None  # a valid link needs no new one
     email = (form.email.data or "").strip()[:254]
     confirm_service.request_new_confirmation(supporter_id=supporter_id, email=None if supporter_id else email)
+    return redirect(url_for("supporters.new_link_sent", lang=g.lang), 303)
+
+
+@bp.get("/confirm/new/sent")
+def new_link_sent():
     return _page("link_resent.html")
 
 
@@ -194,11 +208,13 @@ def preferences(token: str):
         return _link_problem(exc, offer_new_link=False)
     g.lang = _page_language(supporter.language)
     if request.method == "POST" and request.form.get("action") == "leave":
-        supporter = prefs_service.withdraw(supporter.id, method="preferences_page", requester=_requester())
+        prefs_service.withdraw(supporter.id, method="preferences_page", requester=_requester())
+        return redirect(url_for("supporters.preferences", token=token, left="1"), 303)
+    if request.method != "POST" and request.args.get("left") and supporter.status is SupporterStatus.UNSUBSCRIBED:
         return _page("unsubscribed.html")
     if request.method != "POST" or supporter.status is SupporterStatus.UNSUBSCRIBED:
         form = PreferencesForm(formdata=None, data=_prefs_data(supporter))
-        return _prefs_page(supporter, token, form)
+        return _prefs_page(supporter, token, form, saved=request.args.get("saved") == "1")
     form = PreferencesForm()
     default = current_app.config["DEFAULT_ASKS_PER_MONTH"]
     if form.check(g.lang, default):
@@ -211,8 +227,7 @@ def preferences(token: str):
     prefs_service.update_preferences(supporter, name=data["name"], language=data["language"],
                                interest_ids=sorted(tag_ids.values()), asks_per_month=data["asks_per_month"],
                                paused_until=data["paused_until"])
-    g.lang = _page_language(supporter.language)
-    return _prefs_page(supporter, token, PreferencesForm(formdata=None, data=_prefs_data(supporter)), saved=True)
+    return redirect(url_for("supporters.preferences", token=token, saved="1"), 303)
 
 
 def _prefs_data(supporter) -> dict:
@@ -234,13 +249,15 @@ def unsubscribe(token: str):
     if request.method != "POST":  # GET and HEAD (link scanners send both) only show the page
         if supporter.status is SupporterStatus.UNSUBSCRIBED:
             return _page("unsubscribed.html")
-        return _page("unsubscribe.html", token=token)
+        return _page("unsubscribe.html", token=token, preferences_url=links.preferences_url(supporter.id))
     # RFC 8058: mail clients POST "List-Unsubscribe=One-Click" without cookies; the signed token
     # is the credential, so this form needs no CSRF token (see init_app).
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
     prefs_service.withdraw(supporter.id, method="one_click" if one_click else "unsubscribe_page",
                            requester=_requester())
-    return _page("unsubscribed.html")
+    if one_click:  # mail clients (RFC 8058) want a plain answer, not a redirect
+        return _page("unsubscribed.html")
+    return redirect(url_for("supporters.unsubscribe", token=token), 303)  # the GET shows "you have left"
 
 
 # --- errors and headers --------------------------------------------------------------------------
@@ -271,9 +288,7 @@ def _headers(response):
     origins = current_app.config.get("EMBED_ALLOWED_ORIGINS") or ()
     embeddable = request.endpoint in EMBEDDABLE_ENDPOINTS
     ancestors = " ".join(("'self'", *origins)) if embeddable else "'self'"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        f"form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors {ancestors}")
+    response.headers["Content-Security-Policy"] = page_csp(frame_ancestors=ancestors)
     if not (embeddable and origins):
         response.headers["X-Frame-Options"] = "SAMEORIGIN"  # for browsers without CSP level 2
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -12,9 +12,11 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 
 from tests.servers import PostgresServer, RedisServer
 
@@ -94,6 +96,7 @@ def _empty_everything(app) -> None:
                 conn.execute(table.delete())
     app.extensions["redis"].flushdb()
     shutil.rmtree(app.config["OUTBOX_DIR"], ignore_errors=True)
+    shutil.rmtree(Path(app.instance_path) / "transfers", ignore_errors=True)
 
 
 @pytest.fixture
@@ -119,8 +122,27 @@ def db(app):
     return db
 
 
+class BrowserLikeClient(FlaskClient):
+    """Follows a form's `303 See Other` to a page of ours as a browser does (Post/Redirect/Get), so
+    a test sees the page the person sees; `response.history` keeps the 303. A redirect elsewhere
+    (a share to a network) is returned as it is; `follow_redirects=False` gets the bare answer."""
+
+    def open(self, *args, **kwargs):
+        explicit = "follow_redirects" in kwargs
+        response = super().open(*args, **kwargs)
+        if explicit or response.status_code != 303:
+            return response
+        location = urlsplit(response.headers.get("Location", ""))
+        if location.netloc and location.netloc not in ("localhost", "supporters.test"):
+            return response
+        followed = super().open(location.path, query_string=location.query, method="GET")
+        followed.history = (*getattr(response, "history", ()), response)
+        return followed
+
+
 @pytest.fixture
 def client(app):
+    app.test_client_class = BrowserLikeClient
     return app.test_client()
 
 

@@ -115,3 +115,68 @@ class RedisServer:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+class PgBouncer:
+    """A Debian `pgbouncer` on loopback in front of a PostgresServer (transaction pooling by default).
+
+    Every database of the server is reachable through it by name; `single_<name>` is the same
+    database with a pool of one server connection, so that sharing a connection is certain.
+    """
+
+    def __init__(self, postgres: PostgresServer, pool_mode: str = "transaction", pool_size: int = 10):
+        self.postgres = postgres
+        self.pool_mode = pool_mode
+        self.pool_size = pool_size
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="sp-pgbouncer-"))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, databases: tuple[str, ...] = ()) -> PgBouncer:
+        binary = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)
+        if binary is None:
+            raise RuntimeError("pgbouncer is not installed (apt-get install pgbouncer)")
+        server = f"host=127.0.0.1 port={self.postgres.port}"
+        singles = "".join(f"single_{name} = {server} dbname={name} pool_size=1\n" for name in databases)
+        (self.dir / "userlist.txt").write_text('"postgres" ""\n')
+        (self.dir / "pgbouncer.ini").write_text(
+            f"[databases]\n{singles}* = {server}\n\n[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {self.dir / 'userlist.txt'}\n"
+            f"pool_mode = {self.pool_mode}\ndefault_pool_size = {self.pool_size}\nmax_client_conn = 500\n"
+            "ignore_startup_parameters = extra_float_digits,options\n"
+            f"logfile = {self.dir / 'pgbouncer.log'}\npidfile = {self.dir / 'pgbouncer.pid'}\n")
+        for path in self.dir.iterdir():
+            path.chmod(0o644)
+        self.dir.chmod(0o777)  # pgbouncer runs as postgres (it refuses root) and writes its log here
+        self.proc = subprocess.Popen(_as_postgres([binary, str(self.dir / "pgbouncer.ini")]),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pgbouncer exited: {self.proc.stderr.read().decode(errors='replace')}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("pgbouncer did not start")
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def log(self) -> str:
+        try:
+            return (self.dir / "pgbouncer.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -233,14 +233,16 @@ def test_a_job_is_visible_to_its_starter_and_to_admins_and_an_import_never_to_a_
 
 
 def test_a_manager_cannot_read_an_admins_import_nor_download_its_rejects(api, db, tmp_path):
+    from core.blobs import get_store
     from supporters.transfer_jobs import TransferKind, TransferStatus, create_job
 
     admin_secret, manager_secret = api.token("admin"), api.token("manager")
     rejects = tmp_path / "rejects.csv"
     rejects.write_text("email,reason\nada@example.org,bad\n")
-    record = create_job(TransferKind.IMPORT_SUPPORTERS, {}, "admin", file_path=str(tmp_path / "in.csv"),
+    get_store().put_file("import-test.rejects.csv", rejects)
+    record = create_job(TransferKind.IMPORT_SUPPORTERS, {}, "admin", file_path="import-test.csv",
                         requested_by_user_id=api.users["admin"].id)
-    record.status, record.summary = TransferStatus.DONE, {"rejects_path": str(rejects)}
+    record.status, record.summary = TransferStatus.DONE, {"rejects_path": "import-test.rejects.csv"}
     db.session.commit()
     assert_problem(api.client.get(f"/api/v1/jobs/{record.id}", headers={"Authorization": f"Bearer {manager_secret}"}),
                    404)

@@ -89,6 +89,23 @@ def test_a_password_change_ends_existing_sessions(browsers, app, db):
     assert_problem(browser.get("/api/v1/session"), 401)
 
 
+def test_flask_users_set_password_ends_existing_sessions_and_refuses_a_weak_password(browsers, runner, db):
+    browser = _signed_in(browsers)
+    weak = runner.invoke(args=["users", "set-password", "manager@example.com", "--password-stdin"], input="short\n")
+    assert weak.exit_code == 1 and "password" in weak.output
+    assert browser.get("/api/v1/session").status_code == 200  # nothing changed
+    result = runner.invoke(args=["users", "set-password", "manager@example.com", "--password-stdin"],
+                           input="another long passphrase 2\n")
+    assert result.exit_code == 0, result.output
+    assert_problem(browser.get("/api/v1/session"), 401)
+    signed_in = browsers().post("/api/v1/session", json={"email": "manager@example.com",
+                                                         "password": "another long passphrase 2"})
+    assert signed_in.status_code == 200
+    unknown = runner.invoke(args=["users", "set-password", "nobody@example.com", "--password-stdin"],
+                            input="another long passphrase 2\n")
+    assert unknown.exit_code == 1
+
+
 def test_a_session_id_from_before_versions_or_forged_loads_nobody(app, db, api):
     from core.accounts import _load_user
 

@@ -126,3 +126,20 @@ def test_the_openapi_document_lists_413_for_bodies_and_410_for_a_replayed_token(
     assert "410" in paths["/api/v1/tokens"]["post"]["responses"]
     assert "413" in paths["/api/v1/imports/supporters"]["post"]["responses"]
     assert paths["/api/v1/exports/consents"]["post"]["requestBody"]["required"] is False
+
+
+@pytest.mark.parametrize(("query", "field"), [("limit=0", "limit"), ("limit=201", "limit"), ("limit=1.5", "limit"),
+                                              ("after=-1", "after"), ("after=2147483648", "after"),
+                                              ("status=nonsense", "status")])
+def test_campaign_list_parameters_out_of_the_documented_range_are_a_422_not_clamped(api, query, field):
+    assert_problem(api.get(f"/campaigns?{query}"), 422, field)
+    assert api.get("/campaigns?limit=1").status_code == 200
+
+
+def test_an_if_match_longer_than_documented_is_a_422_and_changes_nothing(api, db):
+    tag_id = api.post("/tags", {"name": "vip"}).get_json()["id"]
+    etag = api.get(f"/tags/{tag_id}").headers["ETag"]
+    r = api.patch(f"/tags/{tag_id}", {"name": "renamed"}, headers={"If-Match": etag + ", " + "x" * 200})
+    assert_problem(r, 422, "If-Match")
+    assert api.get(f"/tags/{tag_id}").get_json()["name"] == "vip"
+    assert api.patch(f"/tags/{tag_id}", {"name": "renamed"}, headers={"If-Match": etag}).status_code == 200

@@ -82,3 +82,49 @@ def test_create_app_exits_with_one_line_for_a_bad_setting(capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.strip() == "Configuration error: DATABASE_URL: unsupported database 'oracle'; use sqlite or postgresql"
+
+
+PG = "postgresql://u@db.example.org/supporters"
+
+
+def test_transfer_storage_defaults_to_the_database_on_postgresql_and_local_on_sqlite(tmp_path):
+    base = {"INSTANCE_PATH": str(tmp_path), "APP_ENV": "testing"}
+    assert load(**base)["TRANSFER_STORAGE"] == "local"
+    assert load(**base, DATABASE_URL=PG)["TRANSFER_STORAGE"] == "database"
+    assert load(**base, DATABASE_URL=PG, TRANSFER_STORAGE=" LOCAL ")["TRANSFER_STORAGE"] == "local"
+    assert load(**base, TRANSFER_STORAGE="database")["TRANSFER_STORAGE"] == "database"
+    for bad in ("s3", "lo\r\ncal", "datab\x00ase", "lökal"):
+        with pytest.raises(ConfigError, match="TRANSFER_STORAGE: expected local or database"):
+            load(**base, TRANSFER_STORAGE=bad)
+    with pytest.raises(ConfigError, match="TRANSFER_KEEP_HOURS: must be at least 1"):
+        load(**base, TRANSFER_KEEP_HOURS="0")
+
+
+def test_transaction_pooling_turns_prepared_statements_off_and_needs_postgresql(tmp_path):
+    base = {"INSTANCE_PATH": str(tmp_path), "APP_ENV": "testing"}
+    assert load(**base, DATABASE_URL=PG)["SQLALCHEMY_ENGINE_OPTIONS"] == {"pool_pre_ping": True}
+    pooled = load(**base, DATABASE_URL=PG, DATABASE_POOL_MODE="transaction")
+    assert pooled["DATABASE_POOL_MODE"] == "transaction"
+    assert pooled["SQLALCHEMY_ENGINE_OPTIONS"] == {"pool_pre_ping": True, "connect_args": {"prepare_threshold": None}}
+    with pytest.raises(ConfigError, match="DATABASE_POOL_MODE: transaction pooling is a PostgreSQL"):
+        load(**base, DATABASE_POOL_MODE="transaction")
+    with pytest.raises(ConfigError, match="DATABASE_POOL_MODE: expected session or transaction"):
+        load(**base, DATABASE_URL=PG, DATABASE_POOL_MODE="statement")
+
+
+def test_settings_that_tie_state_to_one_host_are_named_on_a_shared_database(tmp_path):
+    dev = {"INSTANCE_PATH": str(tmp_path), "APP_ENV": "development", "DATABASE_URL": PG}
+    warnings = " ".join(load(**dev, TRANSFER_STORAGE="local")["SINGLE_HOST_WARNINGS"])
+    assert "SECRET_KEY is not set" in warnings and f"{tmp_path}/secret_key" in warnings
+    assert "REDIS_URL is not set" in warnings and "TRANSFER_STORAGE=local" in warnings
+    shared = load(**dev, SECRET_KEY="s" * 40, REDIS_URL="redis://redis.example.org:6379/0")
+    assert shared["SINGLE_HOST_WARNINGS"] == []
+    # One machine on SQLite is what the embedded default is for: nothing to warn about.
+    assert load(INSTANCE_PATH=str(tmp_path), APP_ENV="development")["SINGLE_HOST_WARNINGS"] == []
+
+
+def test_the_default_instance_folder_is_the_checkouts_or_else_the_working_directorys(tmp_path, monkeypatch):
+    assert config.default_instance_path() == config.ROOT / "instance"  # this is a checkout
+    monkeypatch.setattr(config, "ROOT", tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    assert config.default_instance_path() == tmp_path / "instance"

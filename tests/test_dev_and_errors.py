@@ -39,6 +39,11 @@ def test_flask_dev_runs_web_and_worker_on_the_embedded_default_and_stops_on_ctrl
         assert body["status"] == "ok" and body["database"]["engine"] == "sqlite"
         assert (tmp_path / "instance" / "supporters.db").exists()
         assert (tmp_path / "instance" / "secret_key").exists()
+        # `--port` without PUBLIC_BASE_URL: the links in the mails point at this server, not at :5000.
+        link = _join_and_read_confirm_link(port, tmp_path / "instance")
+        assert link.startswith(f"http://127.0.0.1:{port}/confirm/"), link
+        with urllib.request.urlopen(link, timeout=10) as response:
+            assert response.status == 200
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         output, _ = proc.communicate(timeout=30)
@@ -47,6 +52,43 @@ def test_flask_dev_runs_web_and_worker_on_the_embedded_default_and_stops_on_ctrl
     # Nothing is left running: no web server, no worker, no embedded Redis.
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
     assert leftovers == []
+
+
+def _join_and_read_confirm_link(port: int, instance: Path) -> str:
+    import re
+
+    import requests
+
+    web = requests.Session()
+    page = web.get(f"http://127.0.0.1:{port}/join", timeout=10).text
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page))
+    fields.update(email="dev.port@example.org", name="Dev", kind="fan", language="en", consent="y")
+    assert web.post(f"http://127.0.0.1:{port}/join", data=fields, timeout=10).status_code == 200
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        show = subprocess.run([sys.executable, "-m", "flask", "outbox", "show", "latest"], cwd=ROOT,
+                              env=clean_env(INSTANCE_PATH=str(instance)), capture_output=True, text=True)
+        found = re.search(r"https?://\S+/confirm/\S+", show.stdout)
+        if found:
+            assert "dev.port@example.org" in show.stdout
+            return found.group(0)
+        time.sleep(0.5)
+    raise AssertionError("no confirmation mail in the outbox within 60 s")
+
+
+def test_flask_dev_says_the_port_is_in_use_before_printing_a_url(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "flask", "dev", "--port", str(port)], cwd=ROOT,
+                                env=clean_env(INSTANCE_PATH=str(tmp_path / "instance")),
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr
+    assert "http://" not in result.stdout
 
 
 def test_an_unreachable_database_is_one_line_naming_the_variable(tmp_path):

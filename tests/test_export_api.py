@@ -1,13 +1,13 @@
 import csv
 import io
 import json
-import os
 from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 
 from core.accounts import AuditEvent, create_token, create_user
+from core.blobs import get_store
 from core.queues import get_queue, make_worker
 from supporters.models import ConsentEvent, Supporter
 from supporters.transfer_jobs import TransferJob
@@ -168,11 +168,12 @@ def test_an_erasure_deletes_finished_export_files_and_upload_files_do_not_outliv
     work(app)
     export_job = db.session.get(TransferJob, started.json["id"])
     import_job = db.session.get(TransferJob, imported.json["id"])
-    assert "ada@example.org" in open(export_job.file_path).read()
-    assert not os.path.exists(import_job.file_path)  # the upload, read and gone
+    store = get_store()
+    assert b"ada@example.org" in b"".join(store.chunks(export_job.file_path))
+    assert not store.exists(import_job.file_path)  # the upload, read and gone
     rejects = import_job.summary["rejects_path"]
-    assert os.path.exists(rejects)
+    assert store.exists(rejects)
     assert runner.invoke(args=["supporters", "erase", "ada@example.org", "--yes"]).exit_code == 0
-    assert not os.path.exists(export_job.file_path) and not os.path.exists(rejects)
+    assert not store.exists(export_job.file_path) and not store.exists(rejects)
     g.pop("principal", None)
     assert client.get(f"/api/v1/jobs/{export_job.id}", headers=manager).json["download"] is None

@@ -54,7 +54,10 @@ def test_inside_a_third_party_iframe_the_session_cookie_is_partitioned_and_csrf_
     forged = client.post("/join", base_url=base, data={**join_form(), "csrf_token": "forged"}, headers=headers)
     assert forged.status_code == 400
     ok = client.post("/join", base_url=base, data={**join_form(), "csrf_token": token}, headers=headers)
-    assert ok.status_code == 200
+    assert ok.status_code == 303 and ok.headers["Location"].startswith("/join/sent")
+    # The "check your inbox" page, in the frame too, names the address (from the partitioned session).
+    sent = client.get(ok.headers["Location"], base_url=base)
+    assert sent.status_code == 200 and "ada@example.org" in sent.get_data(as_text=True)
     with embed.app_context():
         from core.extensions import db
 

@@ -30,11 +30,12 @@ def join_form(**fields) -> dict:
     return {k: v for k, v in data.items() if v is not None}
 
 
-def post_join(client, path: str = "/join", headers: dict | None = None, **fields):
-    """Fetch the form (for its CSRF token) and submit it, as a browser would."""
+def post_join(client, path: str = "/join", headers: dict | None = None, follow: bool = True, **fields):
+    """Fetch the form (for its CSRF token) and submit it, as a browser would: a successful join
+    answers 303 to the "check your inbox" page, which is followed unless `follow` is False."""
     data = join_form(**fields)
     data["csrf_token"] = csrf_token(client, path)
-    return client.post(path, data=data, headers=headers)
+    return client.post(path, data=data, headers=headers, follow_redirects=follow)
 
 
 def run_mail_worker(app) -> None:
