@@ -5,6 +5,8 @@
     join BASE COUNT PREFIX         COUNT browser-like signups through BASE (GET the form, POST it)
     post BASE PATH…                POST each path (confirm links), print the statuses
     api BASE TOKEN METHOD PATH [JSON]   one API call, print {"status", "body"}
+    get URL                        GET (no credentials), print {"status", "lines", "first"}
+    upload BASE TOKEN FILE FIELDS_JSON  POST /api/v1/imports/supporters (multipart), print {"status", "body"}
 
 Every command prints one JSON document on stdout; the test reads it.
 """
@@ -101,6 +103,23 @@ def api(base: str, token: str, method: str, path: str, body: str | None = None) 
     print(json.dumps({"status": response.status_code, "body": payload}))
 
 
+def get(url: str) -> None:
+    import requests
+
+    response = requests.get(url, timeout=120)
+    lines = response.text.splitlines()
+    print(json.dumps({"status": response.status_code, "lines": len(lines), "first": lines[0] if lines else None}))
+
+
+def upload(base: str, token: str, path: str, fields: str) -> None:
+    import requests
+
+    with open(path, "rb") as fh:
+        response = requests.post(f"{base}/api/v1/imports/supporters", timeout=120, data=json.loads(fields),
+                                 headers={"Authorization": f"Bearer {token}"}, files={"file": ("list.csv", fh)})
+    print(json.dumps({"status": response.status_code, "body": response.json()}))
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     if command == "sink":
@@ -113,5 +132,9 @@ if __name__ == "__main__":
         post(args[0], args[1:])
     elif command == "api":
         api(*args)
+    elif command == "get":
+        get(args[0])
+    elif command == "upload":
+        upload(*args)
     else:
         raise SystemExit(f"unknown command {command!r}")

@@ -5,6 +5,12 @@ Every host is a network namespace on a private bridge (tests/netns.py): PostgreS
 sink, haproxy, web-1 and web-2 (gunicorn) and worker-a and worker-b (`flask worker`), each web and
 worker host with an INSTANCE_PATH of its own. The test itself stands outside: it talks HTTP from a
 client host, and reads the database over PostgreSQL's unix socket and the sink's log file.
+
+Through the load balancer: joins and confirmations; a campaign sent by both worker hosts, each
+recipient exactly once; an export started on web-1 and downloaded from web-2, an import uploaded to
+web-2 and processed by a worker host (TRANSFER_STORAGE=database, the default on PostgreSQL); then a
+second campaign during which worker-a's processes are killed and its namespace deleted: worker-b
+finishes, every recipient gets the mail, and every duplicate is a delivery counted as `reclaimed`.
 """
 
 from __future__ import annotations
@@ -252,7 +258,7 @@ def test_two_web_and_two_worker_hosts_join_send_once_and_survive_losing_a_worker
             stdin="a long enough password 123\n")
     token = d.flask("web-2", "tokens", "create", "--user", "admin@example.org", "--name", "multihost").strip()
     _load_supporters(d, CAMPAIGN_SIZE)
-    audience = CAMPAIGN_SIZE + 12
+    audience = first_audience = CAMPAIGN_SIZE + 12
     first = _launch(d, token, "Erste")
     _wait(lambda: d.sql("SELECT status FROM campaigns WHERE id = %s", (first,)) == [("sent",)], "the first campaign", d)
     mails = _campaign_mails(d, first)
@@ -261,8 +267,38 @@ def test_two_web_and_two_worker_hosts_join_send_once_and_survive_losing_a_worker
     by_host = Counter(m["peer"] for m in mails)
     assert set(by_host) == {d.hosts["worker-a"].address, d.hosts["worker-b"].address}, by_host
 
+    # --- an export started through web-1 and downloaded through web-2; an import uploaded through
+    # web-2, processed by a worker host and looked at through web-1 (shared transfer storage) --------
+    web1, web2 = (f"http://{d.hosts[name].address}:8000" for name in ("web-1", "web-2"))
+    started = d.client("api", web1, token, "POST", "/exports/supporters", json.dumps({"status": ["active"]}))
+    assert started["status"] == 202, started
+    job = _wait(lambda: (j := d.client("api", web1, token, "GET", f"/jobs/{started['body']['id']}"))["body"][
+        "status"] in ("done", "failed") and j, "the export job", d)
+    assert job["body"]["status"] == "done", job
+    download = job["body"]["download"]["url"].replace(d.base, web2)
+    got = d.client("get", download)
+    assert got["status"] == 200 and got["lines"] == audience + 1 and got["first"].startswith("id,email")
+    source = d.tmp / "import.csv"
+    source.write_text("email,name\n" + "".join(f"imported{i}@example.net,Neu {i} ü\n" for i in range(40))
+                      + "kaputt,X\n", encoding="utf-8")
+    uploaded = d.client("upload", web2, token, str(source),
+                        json.dumps({"consent_note": "Papierformular, Messe 2026", "consented_at": "2026-06-30",
+                                                    "language": "de"}))
+    assert uploaded["status"] == 202, uploaded
+    job = _wait(lambda: (j := d.client("api", web1, token, "GET", f"/jobs/{uploaded['body']['id']}"))["body"][
+        "status"] in ("done", "failed") and j, "the import job", d)
+    assert job["body"]["status"] == "done" and job["body"]["summary"]["inserted"] == 40, job
+    assert job["body"]["summary"]["rejected"] == 1
+    assert d.sql("SELECT count(*) FROM supporters WHERE email LIKE 'imported%%'") == [(40,)]
+    ran_on = [name for name in ("worker-a", "worker-b")
+              if "run_transfer_job" in (d.tmp / f"{name}.log").read_text(errors="replace")]
+    assert ran_on, "no worker host logged the transfer jobs"
+
     # --- a worker host goes down mid-send; the other finishes --------------------------------------
     second = _launch(d, token, "Zweite")
+    # The imported supporters joined the audience (if their language has content): ask the snapshot.
+    [(audience,)] = d.sql("SELECT count(*) FROM deliveries WHERE campaign_id = %s AND status <> 'skipped'", (second,))
+    assert audience >= CAMPAIGN_SIZE + 12
     _wait(lambda: len(_campaign_mails(d, second)) >= audience // 4, "a quarter of the second campaign", d)
     worker_a = d.hosts["worker-a"].address
     d.hosts["worker-a"].destroy()  # processes killed, namespace and its interface deleted
@@ -275,10 +311,10 @@ def test_two_web_and_two_worker_hosts_join_send_once_and_survive_losing_a_worker
     duplicates = sum(n - 1 for n in per_recipient.values())
     [(sent, reclaimed)] = d.sql("SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE reclaimed) "
                                 "FROM deliveries WHERE campaign_id = %s", (second,))
-    assert sent == audience
+    assert sent == audience  # nothing lost, nothing failed, nothing left queued
     assert duplicates <= reclaimed  # every duplicate is a counted one
     late = [m for m in mails if m["at"] > killed_at + 1]
     assert late and {m["peer"] for m in late} == {d.hosts["worker-b"].address}, "worker-b did not finish the send"
     assert any(m["peer"] == worker_a for m in mails)  # worker-a had its share before it went down
-    print(f"\nmulti-host: {audience} per campaign; first split {dict(by_host)}; second: {duplicates} duplicates, "
-          f"{reclaimed} reclaimed deliveries after losing worker-a")
+    print(f"\nmulti-host: first campaign {first_audience} mails, split {dict(by_host)}; second {audience} mails: "
+          f"{duplicates} duplicates, {reclaimed} reclaimed deliveries after losing worker-a")
