@@ -364,6 +364,15 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         # the per-IP limits and the consent ledger see the visitor's address instead of the proxy's.
         # 0 ignores those headers, which anyone can send.
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES"), 0),
+        # Observability (core/metrics.py, core/logs.py, docs/operations.md): the bearer token of GET /metrics
+        # (unset: the endpoint does not exist), the directory prometheus-client shares between processes
+        # (gunicorn workers and `flask worker`s of one host; the library reads the variable itself), the
+        # address a `flask worker` serves its own metrics on, and the log format and level.
+        "METRICS_TOKEN": metrics_token(env.get("METRICS_TOKEN")),
+        "PROMETHEUS_MULTIPROC_DIR": multiproc_dir(env.get("PROMETHEUS_MULTIPROC_DIR")),
+        "WORKER_METRICS_ADDRESS": listen_address("WORKER_METRICS_ADDRESS", env.get("WORKER_METRICS_ADDRESS")),
+        "LOG_FORMAT": log_format(env),
+        "LOG_LEVEL": log_level(env.get("LOG_LEVEL")),
     }
     settings.update(extra)
     settings["SINGLE_HOST_WARNINGS"] = single_host_warnings(
@@ -403,4 +412,62 @@ def rate_limit(variable: str, raw: str | None, default: str) -> str:
         parse_many(value)
     except ValueError:
         raise ConfigError(variable, f"expected a rate limit such as '10 per minute;60 per hour', got {value!r}") from None
+    return value
+
+
+def metrics_token(raw: str | None) -> str | None:
+    """METRICS_TOKEN: the bearer token Prometheus sends to GET /metrics; None switches the endpoint off."""
+    if raw is None or raw == "":
+        return None
+    if len(raw) < 16 or not raw.isascii() or not raw.isprintable() or " " in raw:
+        raise ConfigError("METRICS_TOKEN", "expected at least 16 printable ASCII characters without spaces "
+                                           "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    return raw
+
+
+def multiproc_dir(raw: str | None) -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR: a directory shared by this host's processes; created when missing."""
+    if not raw:
+        return None
+    path = Path(raw)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("PROMETHEUS_MULTIPROC_DIR", f"cannot create the directory: {exc.strerror}") from None
+    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError("PROMETHEUS_MULTIPROC_DIR", f"not a writable directory: {raw}")
+    return str(path.resolve())
+
+
+def listen_address(variable: str, raw: str | None) -> tuple[str, int] | None:
+    """`host:port` (or `[v6]:port`) to listen on; None when unset."""
+    if not raw:
+        return None
+    host, sep, port = raw.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(variable, f"expected host:port such as 10.0.0.5:9200, got {raw!r}")
+    return host, int(port)
+
+
+def prometheus_multiproc_env() -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR as the environment has it (gunicorn's hooks run before any app exists)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def log_format(env: dict | None = None) -> str:
+    """LOG_FORMAT: `text` (default) or `json` (one JSON object per line). Also read by core/gunicorn_conf.py."""
+    raw = ((os.environ if env is None else env).get("LOG_FORMAT") or "text").strip().lower()
+    if raw not in LOG_FORMATS:
+        raise ConfigError("LOG_FORMAT", f"expected text or json, got {raw!r}")
+    return raw
+
+
+def log_level(raw: str | None) -> str:
+    value = (raw or "INFO").strip().upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError("LOG_LEVEL", f"expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {raw!r}")
     return value

@@ -33,6 +33,7 @@ MODEL_MODULES = ("core.accounts", "core.org_settings", "core.blobs", "supporters
 # Feature modules, each with an `init_app(app)` that registers its blueprints and CLI groups.
 FEATURE_MODULES = (
     "core.health",
+    "core.scrape",
     "core.cli",
     "core.deliverability",
     "supporters.web",
@@ -82,6 +83,13 @@ def create_app(overrides: dict | None = None) -> Flask:
     from core import hygiene
 
     hygiene.init_app(app)
+
+    # Request ids and structured logs, then the request metrics: their timers start before any
+    # extension's hook and their after-request hooks see the final status.
+    from core import logs, metrics
+
+    logs.init_app(app)
+    metrics.init_app(app)
 
     # Infrastructure: Redis first, since the rate limiter stores its counters there.
     from core import redis as core_redis

@@ -30,7 +30,7 @@ from campaigns.bounce_parse import Report, parse
 from campaigns.models import Delivery, DeliveryStatus
 from campaigns.outcomes import suppress_hashes
 from campaigns.render import parse_message_id
-from core import verp
+from core import metrics, verp
 from core.db import utcnow
 from core.errors import Conflict
 from core.extensions import db
@@ -72,6 +72,8 @@ def process(raw: bytes, source: str = "file", envelope_to: list[str] | None = No
     except IntegrityError:  # the same mail, processed concurrently: the other run recorded it
         db.session.rollback()
         return Outcome(outcome.kind, duplicate=True)
+    if outcome.kind is ReportKind.COMPLAINT and outcome.supporter_id is not None:
+        metrics.COMPLAINTS.inc()
     if outcome.kind is ReportKind.COMPLAINT and outcome.campaign_id is not None:
         outcome.paused = pause_on_complaints(outcome.campaign_id)
     log.info("bounce report %s: %s supporter=%s campaign=%s %s", report.key[:12], outcome.kind.value,

@@ -222,7 +222,7 @@ class _Sender:
         waited = 0.0
         while wait > 0:
             if limiting is not None and ":domain:" in limiting.key and wait > MAX_THROTTLE_WAIT:
-                return Defer(utcnow() + timedelta(seconds=wait))  # come back later, let other domains through
+                return Defer(utcnow() + timedelta(seconds=wait), reason="domain_rate")  # let other domains through
             nap = min(wait, 0.5)
             time.sleep(nap)
             waited += nap
@@ -254,7 +254,8 @@ class _Sender:
             self.transient_streak = 0
             # Only a refused recipient is suppressed; a message-level failure names its reason.
             return Failed(f"{exc.reason}: {exc}" if exc.reason else str(exc),
-                          suppress_hash=r.email_hash if exc.recipient_refused else None)
+                          suppress_hash=r.email_hash if exc.recipient_refused else None,
+                          reason=exc.reason or ("refused" if exc.recipient_refused else "permanent"))
         except TransientMailError as exc:
             self.transient_streak, self.last_transient = self.transient_streak + 1, str(exc)
             return self._retry(r.delivery_id, exc, ambiguous=isinstance(exc, AmbiguousMailError))
@@ -308,10 +309,10 @@ class _Sender:
         attempts = db.session.execute(sa.select(Delivery.attempts).where(Delivery.id == delivery_id)).scalar()
         db.session.commit()
         if attempts is not None and attempts >= MAX_ATTEMPTS:
-            return Failed(f"gave up after {attempts} attempts: {exc}")
+            return Failed(f"gave up after {attempts} attempts: {exc}", reason="max_attempts")
         delay = self.retry_base * (2 ** max(0, (attempts or 1) - 1))
         return Defer(utcnow() + timedelta(seconds=min(delay, 3600)), str(exc)[:500], attempt=True,
-                     ambiguous=ambiguous)
+                     ambiguous=ambiguous, reason="ambiguous" if ambiguous else "transient")
 
     def after_send(self) -> None:
         """Raise Stop when the SMTP server looks down; checkpoint when due (which may raise Stop)."""

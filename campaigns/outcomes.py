@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from campaigns.states import transition
+from core import metrics
 from core.db import utcnow
 from core.errors import Conflict
 from core.extensions import db
@@ -51,12 +52,14 @@ class Defer:
     error: str | None = None
     attempt: bool = False  # a failed attempt (counts towards the limit); otherwise the attempt is given back
     ambiguous: bool = False  # the server may have kept the message: a retry may duplicate it (`reclaimed`)
+    reason: str = "retry"  # for the metrics: quiet_hours, domain_rate, transient, ambiguous
 
 
 @dataclass(frozen=True, slots=True)
 class Failed:
     error: str
     suppress_hash: str | None = None  # a permanent refusal suppresses the address
+    reason: str = "permanent"  # for the metrics: refused, invalid_address, smtputf8, max_attempts, …
 
 
 Outcome = Sent | Skip | Defer | Failed
@@ -77,6 +80,7 @@ class Outcomes:
 
     def __init__(self):
         self.totals = {"sent": 0, "skipped": 0, "deferred": 0, "failed": 0}
+        self.counts: dict[tuple[str, str], int] = {}  # (outcome, reason) -> n, for the metrics once written
         self._reset()
 
     def _reset(self) -> None:
@@ -94,17 +98,22 @@ class Outcomes:
             case Sent():
                 self.sent.append(delivery_id)
                 self.totals["sent"] += 1
+                key = ("sent", "")
             case Skip(reason=reason):
                 self.skipped[delivery_id] = reason
                 self.totals["skipped"] += 1
-            case Defer(until=until, error=error, attempt=attempt, ambiguous=ambiguous):
+                key = ("skipped", reason)
+            case Defer(until=until, error=error, attempt=attempt, ambiguous=ambiguous, reason=reason):
                 self.deferred.append((delivery_id, until, error, attempt, ambiguous))
                 self.totals["deferred"] += 1
-            case Failed(error=error, suppress_hash=suppress_hash):
+                key = ("deferred", reason)
+            case Failed(error=error, suppress_hash=suppress_hash, reason=reason):
                 self.failed.append((delivery_id, error))
                 if suppress_hash:
                     self.suppress.append(suppress_hash)
                 self.totals["failed"] += 1
+                key = ("failed", reason)
+        self.counts[key] = self.counts.get(key, 0) + 1
 
     def flush(self, campaign_id: int) -> int:
         """Write the outcomes (the caller commits, then calls `written()`); return how many permanent
@@ -140,6 +149,10 @@ class Outcomes:
         return len(self.failed)
 
     def written(self) -> None:
+        """The outcomes are committed: count them (one increment per outcome and reason) and forget them."""
+        for (outcome, reason), n in self.counts.items():
+            metrics.DELIVERIES.labels(outcome, reason).inc(n)
+        self.counts.clear()
         self._reset()
 
 

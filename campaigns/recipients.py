@@ -75,7 +75,7 @@ def decide(r: Recipient, checks: SendChecks, now: datetime) -> Skip | Defer | No
     if r.language not in checks.languages:
         return Skip(SkipReason.NO_CONTENT.value)
     if checks.quiet_hours and (until := quiet_until(r.timezone, now)) is not None:
-        return Defer(until)
+        return Defer(until, reason="quiet_hours")
     return None
 
 

@@ -28,7 +28,7 @@ from campaigns.models import (
 from campaigns.outcomes import suppress_hashes
 from campaigns.render import check_placeholders, parse_message_id
 from campaigns.states import transition
-from core import stopmarks
+from core import metrics, stopmarks
 from core.accounts import record_audit
 from core.addresses import INVALID_ADDRESS, parse_sender
 from core.db import utcnow
@@ -336,6 +336,7 @@ def report_bounce(message_id: str | None = None, delivery_id: int | None = None,
         raise NotFound(f"no delivery {delivery_id}")
     if delivery.status not in (DeliveryStatus.SENT, DeliveryStatus.BOUNCED):
         raise Conflict(f"delivery {delivery_id} was not sent (it is {delivery.status.value})")
+    first = delivery.status is DeliveryStatus.SENT  # a repeated report is not another bounce
     delivery.status = DeliveryStatus.BOUNCED
     delivery.error = (f"{'hard' if hard else 'soft'} bounce: {reason or ''}").strip()[:500]
     suppressed = False
@@ -346,6 +347,8 @@ def report_bounce(message_id: str | None = None, delivery_id: int | None = None,
             stopmarks.stop(supporter.id, "suppressed")
             suppressed = True
     db.session.commit()
+    if first:
+        metrics.BOUNCES.labels("hard" if hard else "soft").inc()
     return {"delivery_id": delivery.id, "campaign_id": delivery.campaign_id, "status": "bounced",
             "suppressed": suppressed}
 

@@ -20,6 +20,7 @@ from campaigns.engine import enqueue_pending
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from campaigns.outcomes import DB_DOWN, finish_if_done
 from campaigns.services import start_scheduled
+from core import metrics
 from core.db import utcnow
 from core.extensions import db
 from core.queues import REDIS_DOWN, get_queue
@@ -66,6 +67,10 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
         report["finished"] += finish_if_done(campaign_id)
     report["confirmations"] = _sweep_confirmations(lease)
     report["transfer_files"] = _expire_transfer_files(now)
+    metrics.SWEEPS.inc()
+    for kind, n in report.items():
+        if n:
+            metrics.RECOVERIES.labels(kind).inc(n)
     return report
 
 

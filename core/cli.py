@@ -162,6 +162,13 @@ def worker_command(queues: tuple[str, ...], burst: bool, fork: bool, name: str |
         worker = make_worker(app, queues or None, fork=fork, name=name)
     except ValueError as exc:
         fail(str(exc), 2)
+    # This host's metrics on an internal address (WORKER_METRICS_ADDRESS), when configured.
+    from core.scrape import serve_worker_metrics
+
+    try:
+        serve_worker_metrics(app)
+    except OSError as exc:
+        fail(f"WORKER_METRICS_ADDRESS: cannot listen on {app.config['WORKER_METRICS_ADDRESS']}: {exc.strerror}", 2)
     # Feature packages may start background duties next to the worker (e.g. the campaign sweeper).
     for hook in app.extensions.get("worker_startup", ()):
         hook(app, worker)

@@ -15,6 +15,7 @@ command -v postfix >/dev/null || missing+=(postfix)
 [ -x /usr/lib/dovecot/imap ] || missing+=(dovecot-imapd)
 [ -x /usr/lib/dovecot/lmtp ] || missing+=(dovecot-lmtpd)
 command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)  # tests/test_multihost.py
 if ! command -v initdb >/dev/null; then
   pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -n "$pgbin" ]; then export PATH="$pgbin:$PATH"; else missing+=(postgresql); fi
@@ -45,5 +46,5 @@ echo "== ruff"
 echo "== pytest on SQLite + embedded Redis"
 TEST_DATABASE=sqlite .venv/bin/pytest "$@"
 
-echo "== pytest on PostgreSQL + redis-server"
-TEST_DATABASE=postgresql .venv/bin/pytest "$@"
+echo "== pytest on PostgreSQL + redis-server (and the multi-host test: network namespaces, haproxy)"
+TEST_DATABASE=postgresql MULTIHOST=1 .venv/bin/pytest "$@"

@@ -7,7 +7,7 @@ import secrets
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from core import stopmarks
+from core import metrics, stopmarks
 from core.db import utcnow
 from core.extensions import db
 from core.signing import ExpiredToken, InvalidToken, read_token
@@ -116,6 +116,7 @@ def confirm(token: str, requester: Requester = Requester()) -> tuple[Supporter, 
             if attempt == 2:
                 raise
             continue
+        metrics.CONFIRMATIONS.inc()
         return supporter, True
     raise AssertionError("unreachable")
 

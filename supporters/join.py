@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from rq import Retry
 from sqlalchemy.exc import IntegrityError
 
+from core import metrics
 from core.db import utcnow
 from core.errors import ValidationFailed
 from core.extensions import db
@@ -96,6 +97,7 @@ def join(*, email: str, kind: str, language: str, consent_language: str, consent
         # A known address: here the same work as for a new one (one INSERT, one enqueue), the rest
         # in the background, so neither the answer nor its timing tells whether it is known.
         enqueued = _enqueue_repeat(normalized, text, ref, requester, now)
+        metrics.JOINS.labels("repeat").inc()
         return JoinResult(JoinOutcome.REPEAT, None, enqueued)
     if interest_ids:
         try:
@@ -105,6 +107,7 @@ def join(*, email: str, kind: str, language: str, consent_language: str, consent
             db.session.rollback()
             raise ValidationFailed({"interests": ["an interest is no longer offered; please choose again"]}) from None
     db.session.commit()
+    metrics.JOINS.labels("created").inc()
     return JoinResult(JoinOutcome.CREATED, supporter_id, enqueue_mail(send_confirmation, supporter_id))
 
 

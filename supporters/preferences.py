@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import current_app
 
-from core import stopmarks
+from core import metrics, stopmarks
 from core.db import utcnow
 from core.errors import ValidationFailed
 from core.extensions import db
@@ -85,6 +85,7 @@ def withdraw(supporter_id: int, *, method: str, requester: Requester = Requester
                                     user_agent=(requester.user_agent or "")[:400] or None))
         stopmarks.stop(supporter.id, "unsubscribed")  # written by the commit, before we answer
         db.session.commit()
+        metrics.UNSUBSCRIBES.labels(method).inc()
     else:
         db.session.rollback()
     return supporter

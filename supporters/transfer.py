@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 
+from core import metrics
 from core.errors import NotFound, ValidationFailed
 from core.extensions import db
 from supporters.models import (
@@ -228,10 +229,11 @@ def count(stmt: sa.Select) -> int:
 def write(stmt: sa.Select, out: IO[bytes], fmt: str, progress: Callable[[int], None] | None = None) -> int:
     """Stream the rows of `stmt` to the binary stream `out`; return how many were written."""
     if fmt == "csv":
-        if _dialect() == "postgresql":
-            return _copy_csv(stmt, out, progress)
-        return _cursor_csv(stmt, out, progress)
-    return _jsonl(stmt, out, progress)
+        rows = (_copy_csv if _dialect() == "postgresql" else _cursor_csv)(stmt, out, progress)
+    else:
+        rows = _jsonl(stmt, out, progress)
+    metrics.TRANSFER_ROWS.labels("export", "written").inc(rows)
+    return rows
 
 
 def _copy_csv(stmt: sa.Select, out: IO[bytes], progress) -> int:

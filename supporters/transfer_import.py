@@ -29,6 +29,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from flask import current_app
 
+from core import metrics
 from core.db import utcnow
 from core.extensions import db
 from supporters.import_rows import RowChecker, RowRejected, read_rows
@@ -199,6 +200,9 @@ def import_supporters(opts: ImportOptions, progress: Callable[[int], None] | Non
     if failures:
         raise failures[0]
     summary.rejects_path = rejects.path if rejects.count else None
+    for outcome in ("inserted", "updated", "duplicate_in_file", "existing", "rejected", "suppressed"):
+        if count := getattr(summary, outcome):
+            metrics.TRANSFER_ROWS.labels("import", outcome).inc(count)
     return summary
 
 

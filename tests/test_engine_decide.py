@@ -57,7 +57,7 @@ def test_an_unsubscribe_wins_over_every_other_reason():
 
 def test_quiet_hours_defer_until_they_end_where_the_supporter_lives():
     decision = decide(row(), checks(quiet_hours=True), NIGHT)
-    assert decision == Defer(quiet_until("Europe/Berlin", NIGHT))
+    assert decision == Defer(quiet_until("Europe/Berlin", NIGHT), reason="quiet_hours")
     assert decision.until == datetime(2026, 6, 2, 6, 0, tzinfo=UTC) and not decision.attempt
 
 
