@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent
 
 # Modules that define models: imported before anything needs the full metadata (Alembic too).
 MODEL_MODULES = ("core.accounts", "core.org_settings", "supporters.models", "supporters.transfer_jobs",
-                 "campaigns.models", "campaigns.actions", "campaigns.bounce_models")
+                 "campaigns.models", "campaigns.actions", "campaigns.bounce_models", "campaigns.surveys")
 
 # Feature modules, each with an `init_app(app)` that registers its blueprints and CLI groups.
 FEATURE_MODULES = (
