@@ -42,7 +42,7 @@ def context(ctx: ActContext, lang: str, extra: dict[str, Any]) -> dict[str, Any]
     form = extra.get("form")
     shown = survey_def.visible(cfg["questions"], answers)
     if form is not None:  # a refused POST: the same questions again, with what was typed
-        keys = {q["key"] for q in shown} | set(form.getlist("shown"))
+        keys = {q["key"] for q in shown} | set(form.getlist("shown")) | {f[2:] for f in extra.get("errors", {})}
         shown = [q for q in cfg["questions"] if q["key"] in keys]
         values = {q["key"]: form.getlist(field(q["key"])) for q in shown}
     else:

@@ -69,7 +69,7 @@ def _page(ctx: acting.ActContext, token: str, status: int = 200, errors: dict | 
         context.update(template="review", destinations=acting.review_destinations(ctx),
                        disclosure=needs_disclosure(kind), supporter_kind=kind)
     elif campaign.kind.value == "survey":
-        context.update(template="survey", **survey_page.context(ctx, g.lang, extra))
+        context.update(template="survey", **survey_page.context(ctx, g.lang, {**extra, "errors": errors or {}}))
     elif acting.is_petition(ctx):
         vote, _options = acting.current_vote(ctx)
         context.update(template="petition", signed=vote is not None, comment=vote.comment if vote else None,
