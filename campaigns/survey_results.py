@@ -77,10 +77,12 @@ def figures(campaign_id: int) -> dict[str, Any]:
             answered[question] = answered.get(question, 0) + n  # text answers
         else:
             counts.setdefault(question, {})[value] = n
+    multiple = [q["key"] for q in cfg["questions"] if q["type"] == "multiple"]
+    # People who answered a multiple choice (its rows count choices, not people).
     respondents = dict(db.session.execute(
         sa.select(SurveyAnswer.question, sa.func.count(sa.distinct(SurveyAnswer.response_id)))
-        .where(SurveyAnswer.campaign_id == campaign_id, SurveyAnswer.value.is_not(None))
-        .group_by(SurveyAnswer.question)).all()) if any(q["type"] == "multiple" for q in cfg["questions"]) else {}
+        .where(SurveyAnswer.campaign_id == campaign_id, SurveyAnswer.question.in_(multiple))
+        .group_by(SurveyAnswer.question)).all()) if multiple else {}
     questions = [_summary(q, counts.get(q["key"], {}), answered.get(q["key"], 0), respondents)
                  for q in cfg["questions"]]
     first_nps = next((q["key"] for q in cfg["questions"] if q["type"] == "nps"), None)
