@@ -147,3 +147,15 @@ def test_free_text_is_in_the_data_access_export_and_gone_after_erasure(app, clie
     assert survey["nps"]["detractors"] == 1 and survey["responses"] == 4  # the anonymous numbers stay
     texts = client.get(f"/api/v1/campaigns/{campaign['id']}/survey/answers", headers=manager).get_json()["items"]
     assert [t["text"] for t in texts] == ['=HYPERLINK("http://evil")']
+
+
+def test_flask_export_campaign_answers_writes_one_row_per_answer(app, client, db, smtp_sink, manager, runner):
+    campaign = _answer_all(app, client, manager, smtp_sink, PEOPLE)
+    result = runner.invoke(args=["export", "campaign", str(campaign["id"]), "--answers", "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 8 and {r["question"] for r in rows} == {"nps", "why", "pick"}
+    assert "'=HYPERLINK(\"http://evil\")" in {r["text"] for r in rows}
+    vote = create(client, manager, "vote", {"type": "poll", "question": "Q?", "options": ["a", "b"]})
+    refused = runner.invoke(args=["export", "campaign", str(vote["id"]), "--answers"])
+    assert refused.exit_code == 1 and "not a survey" in refused.output

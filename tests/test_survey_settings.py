@@ -155,3 +155,19 @@ def test_bad_survey_answer_conditions_name_the_path(client, manager, value, fiel
     response = client.post("/api/v1/segments/preview", headers=manager,
                            json={"definition": {"field": "survey_answer", "op": "lte", "value": value}})
     assert field in _fields(response)
+
+
+def test_a_segment_edited_to_use_survey_answers_stops_the_review_campaign_at_launch(client, manager, db):
+    from tests.factories import make_supporter
+
+    make_supporter("ada@example.org")
+    survey = create(client, manager, "survey", SURVEY)
+    segment = client.post("/api/v1/segments", headers=manager,
+                          json={"name": "fans", "definition": {"field": "kind", "op": "eq", "value": "fan"}}).get_json()
+    review = create(client, manager, "review", REVIEW, audience={"segment_id": segment["id"]})
+    edited = client.patch(f"/api/v1/segments/{segment['id']}", headers=manager,
+                          json={"definition": {"all": [{"field": "kind", "op": "eq", "value": "fan"},
+                                                       _survey_condition(survey["id"])]}})
+    assert edited.status_code == 200, edited.get_json()
+    launched = client.post(f"/api/v1/campaigns/{review['id']}/launch", headers=manager)
+    assert "16 CFR 465" in _fields(launched)["audience"]
