@@ -200,6 +200,12 @@ def validate(kind: CampaignKind, cfg: Any, audience_filter: Any = None, exclude_
         _check_vote(cfg, errors)
     elif kind == CampaignKind.SURVEY:
         survey_def.check(cfg, errors.add, languages)
+        site = (cfg.get("review_invite") or {}).get("site") if isinstance(cfg.get("review_invite"), dict) else None
+        if not errors and site:  # the thank-you page's review invitation obeys the site's rules too
+            check = check_review_campaign([site], audience_kinds(audience_filter, exclude_filter))
+            for message in check.errors:
+                errors.add("review_invite.site", message)
+            warnings += check.warnings
     if errors:
         raise ValidationFailed(dict(errors))
     return warnings

@@ -6,7 +6,7 @@
                     "show_if": {"question": "nps", "op": "lte", "value": 6}}, …],      (1–20)
      "closes_at": "2026-12-31T18:00:00+01:00",                                        (optional)
      "thank_you": {"en": "…", "de": "…"},                                              (optional)
-     "review_invite": {"url": "https://…", "text": {"en": "…"}},                       (optional)
+     "review_invite": {"url": "https://…", "site": "google", "text": {"en": "…"}},     (optional)
      "follow_up": true}                                     (offer a personal reply to the unhappy)
 
 A review invitation, if any, is shown to every respondent alike: settings that make it depend on an
@@ -30,7 +30,7 @@ MAX_LABEL, MAX_OPTION, MAX_THANKS = 300, 200, 1000
 CONDITION_OPS = ("eq", "ne", "lt", "lte", "gt", "gte")
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 QUESTION_KEYS = {"key", "type", "label", "required", "options", "max_length", "show_if"}
-INVITE_KEYS = {"url", "text"}
+INVITE_KEYS = {"url", "text", "site"}
 # Keys by which a review invitation (or the thank-you page) would be routed by the answers.
 GATING_KEYS = {"show_if", "if", "when", "condition", "conditions", "only_if", "audience", "segment", "filter",
                "min_score", "max_score", "min_nps", "nps", "score", "rating", "promoters", "passives",
@@ -188,6 +188,8 @@ def _thank_you(cfg: dict, languages: tuple[str, ...], add) -> None:
         add("review_invite.url", "an http(s) URL of at most 2000 characters is required")
     if "text" in invite:
         _label(invite["text"], languages, "review_invite.text", add, MAX_THANKS)
+    if "site" in invite and (not isinstance(invite["site"], str) or not 0 < len(invite["site"]) <= 40):
+        add("review_invite.site", "a site key such as google or trustpilot (see docs/review-rules.md)")
 
 
 def mentions_survey_answers(node: Any, depth: int = 0) -> bool:

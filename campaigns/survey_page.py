@@ -6,6 +6,7 @@ from typing import Any
 
 from campaigns import kinds, survey_def
 from campaigns.acting import ActContext
+from campaigns.review_rules import accepts, needs_disclosure
 from campaigns.survey_answering import closed, current, field, may_ask_reply
 from campaigns.tracking import ensure_links, link_url
 from core.extensions import db
@@ -51,7 +52,7 @@ def context(ctx: ActContext, lang: str, extra: dict[str, Any]) -> dict[str, Any]
     out: dict[str, Any] = {
         "questions": [_question(q, lang, fallback) for q in shown], "values": values,
         "labels": {field(q["key"]): _in(q["label"], lang, fallback) for q in cfg["questions"]},
-        "answered": response is not None, "closed": closed(ctx),
+        "answered": response is not None, "closed": closed(ctx), "supporter_kind": ctx.supporter.kind.value,
         "closes": closes.strftime("%Y-%m-%d %H:%M UTC") if closes else None,
     }
     if extra.get("done"):
@@ -63,11 +64,14 @@ def context(ctx: ActContext, lang: str, extra: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def _review_invite(ctx: ActContext, lang: str, fallback: str) -> dict[str, str] | None:
+def _review_invite(ctx: ActContext, lang: str, fallback: str) -> dict[str, Any] | None:
     """The same invitation for every respondent: nothing here looks at the answers (docs/surveys.md)."""
     invite = ctx.config.get("review_invite")
     if not invite:
         return None
+    kind = ctx.supporter.kind.value
+    if invite.get("site") and not accepts(invite["site"], kind):
+        return None  # the site bars this relationship (e.g. staff on Google): by kind, never by answer
     ids = ensure_links(ctx.campaign.id, [invite["url"]])
     return {"url": link_url(ctx.delivery.id, ids[invite["url"]]),
-            "text": _in(invite.get("text"), lang, fallback) or ""}
+            "text": _in(invite.get("text"), lang, fallback) or "", "disclose": needs_disclosure(kind)}

@@ -187,3 +187,20 @@ def test_a_review_invitation_is_shown_to_every_respondent_alike(app, client, db,
     for page in (ada_page, bea_page):
         html = client.get(page + "?done=completed").get_data(as_text=True)
         assert "Tell others" in html and "/r/" in html and "whatever their answers" in html
+
+
+def test_a_site_that_bars_a_relationship_leaves_those_people_out_of_the_invitation_by_kind_only(
+        app, client, db, smtp_sink, manager):
+    make_supporter("former@example.org", kind="former_employee")
+    make_supporter("fan@example.org", kind="fan")
+    invite = {"url": "https://www.kununu.com/de/company", "site": "kununu", "text": {"en": "Rate us", "de": "Bewerten"}}
+    campaign = create(client, manager, "survey", {**SURVEY, "review_invite": invite},
+                      audience={"filter": {"field": "kind", "op": "in", "value": ["fan", "former_employee"]}})
+    launch(client, manager, campaign["id"], app)
+    sent = mails(smtp_sink)
+    for email, shown in (("former@example.org", True), ("fan@example.org", False)):
+        page = act_path(sent[email])
+        client.post(page, data={"shown": ["nps"], "q_nps": "10", "action": "save"})
+        html = client.get(page + "?done=completed").get_data(as_text=True)
+        assert ("Rate us" in html) is shown, email
+        assert ('class="disclosure"' in html) is shown  # an insider is reminded to say so

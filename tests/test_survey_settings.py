@@ -171,3 +171,9 @@ def test_a_segment_edited_to_use_survey_answers_stops_the_review_campaign_at_lau
     assert edited.status_code == 200, edited.get_json()
     launched = client.post(f"/api/v1/campaigns/{review['id']}/launch", headers=manager)
     assert "16 CFR 465" in _fields(launched)["audience"]
+
+
+@pytest.mark.parametrize("site", ["yelp", "amazon"])
+def test_a_survey_cannot_invite_to_a_site_that_forbids_asking_for_reviews(client, manager, site):
+    invite = {"url": "https://www.example.com/review", "site": site}
+    assert "settings.review_invite.site" in _fields(_post(client, manager, {**SURVEY, "review_invite": invite}))
