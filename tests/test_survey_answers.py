@@ -204,3 +204,12 @@ def test_a_site_that_bars_a_relationship_leaves_those_people_out_of_the_invitati
         html = client.get(page + "?done=completed").get_data(as_text=True)
         assert ("Rate us" in html) is shown, email
         assert ('class="disclosure"' in html) is shown  # an insider is reminded to say so
+
+
+def test_a_german_supporter_sees_the_survey_in_german(app, client, db, smtp_sink, manager):
+    make_supporter("bea@example.org", language="de")
+    campaign = create(client, manager, "survey", SURVEY)
+    launch(client, manager, campaign["id"], app)
+    html = client.get(act_path(mails(smtp_sink)["bea@example.org"])).get_data(as_text=True)
+    assert '<html lang="de">' in html and "Wie wahrscheinlich empfehlen Sie uns?" in html
+    assert "Antworten senden" in html and "Sortiment" in html and "How likely" not in html
