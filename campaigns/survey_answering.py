@@ -164,9 +164,12 @@ def _store(ctx: ActContext, answers: dict[str, Any], complete: bool) -> bool:
                          "value": v if isinstance(v, int) else None, "text": v if isinstance(v, str) else None})
     if rows:
         db.session.execute(sa.insert(SurveyAnswer), rows)
+    first_nps = next((q["key"] for q in ctx.config["questions"] if q["type"] == "nps"), None)
+    values: dict[str, Any] = {"nps": answers.get(first_nps) if first_nps else None}
     if complete and not was_complete:
-        db.session.execute(sa.update(SurveyResponse).where(SurveyResponse.id == response_id)
-                           .values(completed_at=now).execution_options(synchronize_session=False))
+        values["completed_at"] = now
+    db.session.execute(sa.update(SurveyResponse).where(SurveyResponse.id == response_id)
+                       .values(**values).execution_options(synchronize_session=False))
     if complete:
         db.session.add(Action(campaign_id=ctx.campaign.id, supporter_id=supporter.id, delivery_id=ctx.delivery.id,
                               kind=ActionKind.SURVEY, detail="changed" if was_complete else "completed"))

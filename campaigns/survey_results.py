@@ -117,18 +117,19 @@ def _summary(q: dict, counts: dict[int, int], texts: int, respondents: dict[str,
 
 
 def _breakdown(campaign_id: int, nps_key: str | None) -> dict[str, list[dict[str, Any]]]:
-    """Responses (and NPS, if the survey has one) per supporter kind and per language."""
+    """Responses (and NPS, if the survey has one) per supporter kind and per language.
+
+    One GROUP BY over the responses each: the first NPS score is kept on the response row.
+    """
     out: dict[str, list[dict[str, Any]]] = {}
     for name, column in (("kind", SurveyResponse.supporter_kind), ("language", SurveyResponse.language)):
-        groups = dict(db.session.execute(sa.select(column, sa.func.count()).where(
-            SurveyResponse.campaign_id == campaign_id).group_by(column)).all())
+        groups: dict[str, int] = {}
         scores: dict[str, dict[int, int]] = {}
-        if nps_key is not None:
-            for group, value, n in db.session.execute(
-                    sa.select(column, SurveyAnswer.value, sa.func.count())
-                    .join(SurveyResponse, SurveyResponse.id == SurveyAnswer.response_id)
-                    .where(SurveyAnswer.campaign_id == campaign_id, SurveyAnswer.question == nps_key)
-                    .group_by(column, SurveyAnswer.value)):
+        for group, value, n in db.session.execute(
+                sa.select(column, SurveyResponse.nps, sa.func.count())
+                .where(SurveyResponse.campaign_id == campaign_id).group_by(column, SurveyResponse.nps)):
+            groups[group] = groups.get(group, 0) + n
+            if value is not None:
                 scores.setdefault(group, {})[value] = n
         out[name] = [{name: g, "responses": groups[g], **({"nps": nps(scores.get(g, {}))} if nps_key else {})}
                      for g in sorted(groups)]

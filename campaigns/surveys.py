@@ -1,7 +1,8 @@
 """Survey responses: one per delivery (a unique constraint), answers as rows, changeable until close.
 
 - `SurveyResponse`: the delivery's response, with the supporter's kind and language at answering
-  time (for breakdowns), when it was completed and whether the person asked for a personal reply.
+  time and the first NPS score (for breakdowns), when it was completed and whether the person
+  asked for a personal reply.
 - `SurveyAnswer`: one row per answered question (one per chosen option of a multiple choice):
   `value` holds a score, a rating or an option's position, `text` a free-text answer. Results are
   GROUP BY over (campaign_id, question, value) (campaigns.survey_results).
@@ -41,6 +42,8 @@ class SurveyResponse(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]  # every required question shown was answered
     reply_requested_at: Mapped[datetime | None]  # the person asked for a personal reply (follow-up)
+    # The first NPS question's score, also here: a breakdown is then one GROUP BY over responses.
+    nps: Mapped[int | None] = mapped_column(sa.SmallInteger)
 
     __table_args__ = (
         sa.UniqueConstraint("delivery_id", name="uq_survey_responses_delivery"),

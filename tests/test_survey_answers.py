@@ -86,6 +86,8 @@ def test_a_detractor_is_asked_why_can_change_answers_and_results_follow(app, cli
     assert _stored(db) == (1, [("nps", 9, None), ("stars", 4, None), ("topics", 1, None)])
     figures = results(client, manager, campaign["id"])["survey"]
     assert figures["nps"]["score"] == 100.0 and figures["responses"] == 1
+    assert figures["breakdown"]["kind"] == [{"kind": "fan", "responses": 1, "nps": {
+        "answers": 1, "promoters": 1, "passives": 0, "detractors": 0, "score": 100.0, "ci95": [100.0, 100.0]}}]
     assert {q["key"]: q["answers"] for q in figures["questions"]} == {"nps": 1, "why": 0, "shop": 0, "topics": 1,
                                                                       "stars": 1}
 

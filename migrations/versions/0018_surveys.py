@@ -47,6 +47,7 @@ def upgrade():
     sa.Column('updated_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('completed_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('reply_requested_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('nps', sa.SmallInteger(), nullable=True),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_survey_responses_campaign_id_campaigns'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['delivery_id'], ['deliveries.id'], name=op.f('fk_survey_responses_delivery_id_deliveries'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['supporter_id'], ['supporters.id'], name=op.f('fk_survey_responses_supporter_id_supporters'), ondelete='CASCADE'),
