@@ -18,6 +18,7 @@ Target (issue 17): ours ≤ 1.5 × hand.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import tempfile
@@ -112,7 +113,7 @@ def run(engine_name: str, responses: int, repeat: int) -> None:
                                            "created_at, updated_at) VALUES ('bench survey', 'survey', 'sent', "
                                            "false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP) RETURNING id")).scalar_one()
                 conn.execute(sa.text("INSERT INTO campaign_settings (campaign_id, config) VALUES (:c, :cfg)"),
-                             {"c": cid, "cfg": __import__("json").dumps({"questions": QUESTIONS})})
+                             {"c": cid, "cfg": json.dumps({"questions": QUESTIONS})})
                 rows = _fill(conn, cid, responses)
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 # As autovacuum would after a load: statistics, and a visibility map for index-only scans.

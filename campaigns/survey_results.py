@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from campaigns import survey_def
 from campaigns.actions import CampaignSettings
 from campaigns.models import Campaign, CampaignKind, Delivery, DeliveryStatus
-from campaigns.surveys import SurveyAnswer, SurveyResponse
+from campaigns.surveys import SurveyAnswer, SurveyResponse, answers_of
 from core.errors import NotFound, ValidationFailed
 from core.extensions import db
 from supporters.models import Supporter
@@ -165,8 +165,6 @@ def follow_ups(campaign_id: int, after: int = 0, limit: int = 50) -> dict[str, A
         .join(Supporter, Supporter.id == SurveyResponse.supporter_id)
         .where(SurveyResponse.campaign_id == campaign_id, SurveyResponse.reply_requested_at.is_not(None),
                SurveyResponse.id > after).order_by(SurveyResponse.id).limit(limit)).all()
-    from campaigns.surveys import answers_of
-
     items = [{"response_id": r, "supporter_id": s, "email": e, "name": n, "language": lang,
               "requested_at": at.isoformat(), "answers": answers_of(r)} for r, s, e, n, lang, at in rows]
     db.session.commit()
