@@ -215,3 +215,14 @@ def test_a_german_supporter_sees_the_survey_in_german(app, client, db, smtp_sink
     html = client.get(act_path(mails(smtp_sink)["bea@example.org"])).get_data(as_text=True)
     assert '<html lang="de">' in html and "Wie wahrscheinlich empfehlen Sie uns?" in html
     assert "Antworten senden" in html and "Sortiment" in html and "How likely" not in html
+
+
+def test_a_huge_body_and_many_fields_are_refused_without_storing_anything(app, client, db, smtp_sink, manager):
+    _campaign, (page,) = _survey(app, client, manager, smtp_sink)
+    huge = client.post(page, data={"shown": ["nps", "why"], "q_nps": "1", "q_why": "x" * 2_000_000,
+                                   "action": "submit"})
+    assert huge.status_code == 413
+    flood = client.post(page, data={"shown": ["nps"] * 500, "q_nps": "5", "q_topics": [str(i) for i in range(300)],
+                                    "action": "submit"})
+    assert flood.status_code == 422 and 'id="q_topics-error"' in flood.get_data(as_text=True)
+    assert _stored(db) == (0, [])
