@@ -117,7 +117,7 @@ def run(engine_name: str, responses: int, repeat: int) -> None:
                 rows = _fill(conn, cid, responses)
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 # As autovacuum would after a load: statistics, and a visibility map for index-only scans.
-                conn.execute(sa.text("VACUUM ANALYZE"))
+                conn.execute(sa.text("VACUUM ANALYZE" if engine_name == "postgresql" else "ANALYZE"))
             print(f"   {responses:,} responses, {rows:,} answer rows", flush=True)
 
             def ours():
