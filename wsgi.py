@@ -28,7 +28,8 @@ MIGRATIONS = ROOT / "migrations"
 
 # Modules that define models: imported before anything needs the full metadata (Alembic too).
 MODEL_MODULES = ("core.accounts", "core.org_settings", "core.blobs", "supporters.models", "supporters.transfer_jobs",
-                 "campaigns.models", "campaigns.actions", "campaigns.bounce_models", "dialog.models")
+                 "campaigns.models", "campaigns.actions", "campaigns.bounce_models",
+                 "campaigns.surveys", "dialog.models")
 
 # Feature modules, each with an `init_app(app)` that registers its blueprints and CLI groups.
 FEATURE_MODULES = (

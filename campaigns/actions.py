@@ -72,6 +72,7 @@ class ActionKind(enum.StrEnum):
     REVIEW = "review"
     VOTE = "vote"
     SIGN = "sign"
+    SURVEY = "survey"  # a survey response submitted or changed
 
 
 class Action(db.Model):

@@ -13,7 +13,8 @@ from flask.cli import AppGroup
 from campaigns import services
 from campaigns.demo import demo_command
 from campaigns.export import campaign_select
-from campaigns.models import Campaign
+from campaigns.models import Campaign, CampaignKind
+from campaigns.survey_results import export_select
 from campaigns.sweeper import start_sweeper_thread, sweep
 from core.errors import DomainError
 from core.extensions import db
@@ -117,21 +118,25 @@ def sweep_command(loop: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
 @click.option("--output", "-o", metavar="FILE", help="Write to FILE instead of standard output.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
-def export_campaign_command(campaign_id, fmt, output, quiet):
+@click.option("--answers", is_flag=True, help="A survey's answers, one row per answer (docs/surveys.md).")
+def export_campaign_command(campaign_id, fmt, output, quiet, answers):
     """Export a campaign's deliveries with outcome, clicks and actions per supporter, streaming."""
     # An id beyond the column's range cannot exist (and PostgreSQL would refuse to compare it).
-    exists = 0 < campaign_id < 2**31 and db.session.get(Campaign, campaign_id) is not None
+    campaign = db.session.get(Campaign, campaign_id) if 0 < campaign_id < 2**31 else None
+    kind = campaign.kind if campaign is not None else None
     db.session.rollback()
-    if not exists:
+    if campaign is None:
         fail(f"no campaign {campaign_id}", 1)
-    stmt = campaign_select(campaign_id, fmt == "csv")
+    if answers and kind != CampaignKind.SURVEY:
+        fail(f"campaign {campaign_id} is not a survey: --answers needs one", 1)
+    stmt = export_select(campaign_id, fmt == "csv") if answers else campaign_select(campaign_id, fmt == "csv")
     bar = show_progress(quiet)
     total = transfer.count(stmt) if bar else None
     with output_stream(output) as out, progress_bar(bar, total, "Exporting deliveries") as update:
         rows = transfer.write(stmt, out, fmt, update)
     db.session.rollback()
     if not quiet:
-        click.echo(f"Exported {rows} deliveries of campaign {campaign_id}"
+        click.echo(f"Exported {rows} {'answers' if answers else 'deliveries'} of campaign {campaign_id}"
                    f"{f' to {output}' if output and output != '-' else ''}.", err=True)
 
 

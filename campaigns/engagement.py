@@ -22,7 +22,9 @@ from core.extensions import db
 from supporters.models import Supporter
 
 HALF_LIFE_DAYS = 90.0
-WEIGHTS = {ActionKind.SHARE: 1.0, ActionKind.VOTE: 1.0, ActionKind.SIGN: 1.0, ActionKind.REVIEW: 0.0}
+# Answering a survey counts the same whatever the answers: the score must not carry satisfaction.
+WEIGHTS = {ActionKind.SHARE: 1.0, ActionKind.VOTE: 1.0, ActionKind.SIGN: 1.0, ActionKind.REVIEW: 0.0,
+           ActionKind.SURVEY: 1.0}
 REFERRAL_WEIGHT = 3.0
 LEVELS = ((15.0, "champion"), (5.0, "advocate"), (1.0, "active"), (0.0, "member"))
 
@@ -43,7 +45,7 @@ def scores(supporter_ids: Iterable[int], now: datetime | None = None) -> dict[in
         out[sid] = 0.0
     rows = db.session.execute(sa.select(Action.supporter_id, Action.kind, Action.created_at).where(
         Action.supporter_id.in_(ids), Action.kind != ActionKind.REVIEW,
-        sa.not_(sa.and_(Action.kind == ActionKind.VOTE, Action.detail == "changed"))))
+        sa.not_(sa.and_(Action.kind.in_((ActionKind.VOTE, ActionKind.SURVEY)), Action.detail == "changed"))))
     for sid, kind, when in rows:
         out[sid] += WEIGHTS[kind] * _decay(when, now)
     newcomer = sa.orm.aliased(Supporter)

@@ -5,20 +5,22 @@
           checked against the rule table (campaigns.review_rules): errors refuse, warnings are returned.
 - vote:   {"type": "poll", "question": "…", "options": ["…", …] (2–10), "multiple": false, "closes_at": ISO}
           {"type": "petition", "statement": "…", "goal": 500, "comment_max": 500}
+- survey: {"questions": [{"key": "nps", "type": "nps", "label": {"en": "…"}, …}, …], "closes_at": ISO, …}
+          (campaigns.survey_def; docs/surveys.md)
 Every kind may carry "owner_email": who is told when a petition reaches its goal (default: the
 manager who created the campaign).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
+from campaigns import survey_def
 from campaigns.actions import CampaignSettings
 from campaigns.models import Campaign, CampaignKind
 from campaigns.review_rules import ALL_KINDS, SITES, check_review_campaign
-from core.db import utcnow, within_bounds
+from campaigns.setting_values import is_http_url, parse_time  # noqa: F401 - used here and by callers of kinds
+from core.db import utcnow
 from core.errors import ValidationFailed
 from core.extensions import db
 from supporters.models import LANGUAGES
@@ -28,19 +30,12 @@ MAX_SHARE_TEXT = 1000
 MAX_OPTIONS, MIN_OPTIONS = 10, 2
 MAX_COMMENT = 1000
 DEFAULT_COMMENT_MAX = 500
-ACTION_KINDS = (CampaignKind.SHARE, CampaignKind.REVIEW, CampaignKind.VOTE)
+ACTION_KINDS = (CampaignKind.SHARE, CampaignKind.REVIEW, CampaignKind.VOTE, CampaignKind.SURVEY)
 
 
 class _Errors(dict):
     def add(self, field: str, message: str) -> None:
         self.setdefault(f"settings.{field}" if field else "settings", []).append(message)
-
-
-def is_http_url(value: Any, max_length: int = 2000) -> bool:
-    if not isinstance(value, str) or not value or len(value) > max_length or any(c.isspace() for c in value):
-        return False
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _text(value: Any, limit: int) -> bool:
@@ -137,16 +132,6 @@ def _only(cfg: dict, allowed: set[str], errors: _Errors) -> None:
         errors.add(key, "unknown setting")
 
 
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None and within_bounds(parsed) else None
-
-
 # --- the audience's possible supporter kinds, for the review rule table -------------------------
 
 def _kinds_of(node: Any) -> frozenset[str] | None:
@@ -181,8 +166,12 @@ def audience_kinds(audience_filter: Any, exclude_filter: Any) -> frozenset[str]:
 
 # --- validation --------------------------------------------------------------------------------
 
-def validate(kind: CampaignKind, cfg: Any, audience_filter: Any = None, exclude_filter: Any = None) -> list[str]:
-    """Raise ValidationFailed for settings the kind cannot run with; return warnings for the manager."""
+def validate(kind: CampaignKind, cfg: Any, audience_filter: Any = None, exclude_filter: Any = None,
+             languages: tuple[str, ...] = ()) -> list[str]:
+    """Raise ValidationFailed for settings the kind cannot run with; return warnings for the manager.
+
+    `languages`: the campaign's content languages (a survey needs every label in each of them).
+    """
     errors = _Errors()
     warnings: list[str] = []
     if kind == CampaignKind.ANNOUNCEMENT:
@@ -197,6 +186,10 @@ def validate(kind: CampaignKind, cfg: Any, audience_filter: Any = None, exclude_
         _check_share(cfg, errors)
     elif kind == CampaignKind.REVIEW:
         keys = _check_review(cfg, errors)
+        if survey_def.mentions_survey_answers(audience_filter) or survey_def.mentions_survey_answers(exclude_filter):
+            # Asking only the satisfied (or leaving out the unhappy) is review gating, at any depth.
+            errors.setdefault("audience", []).append(
+                "the audience of a review campaign must not depend on survey answers: " + survey_def.REVIEW_GATING)
         if not errors:
             check = check_review_campaign(keys, audience_kinds(audience_filter, exclude_filter),
                                           incentive=bool(cfg.get("incentive")))
@@ -205,6 +198,14 @@ def validate(kind: CampaignKind, cfg: Any, audience_filter: Any = None, exclude_
             warnings += check.warnings
     elif kind == CampaignKind.VOTE:
         _check_vote(cfg, errors)
+    elif kind == CampaignKind.SURVEY:
+        survey_def.check(cfg, errors.add, languages)
+        site = (cfg.get("review_invite") or {}).get("site") if isinstance(cfg.get("review_invite"), dict) else None
+        if not errors and site:  # the thank-you page's review invitation obeys the site's rules too
+            check = check_review_campaign([site], audience_kinds(audience_filter, exclude_filter))
+            for message in check.errors:
+                errors.add("review_invite.site", message)
+            warnings += check.warnings
     if errors:
         raise ValidationFailed(dict(errors))
     return warnings
@@ -227,7 +228,8 @@ def apply(campaign: Campaign, data: dict[str, Any], owner_email: str | None = No
     owner = cfg.pop("owner_email", None)
     if owner is not None and (not isinstance(owner, str) or "@" not in owner or len(owner) > 254):
         raise ValidationFailed({"settings.owner_email": ["an email address"]})
-    warnings = validate(campaign.kind, cfg, campaign.audience_definition(), campaign.exclude_filter)
+    warnings = validate(campaign.kind, cfg, campaign.audience_definition(), campaign.exclude_filter,
+                        content_languages(campaign))
     if campaign.kind == CampaignKind.ANNOUNCEMENT and row is None:
         return warnings
     if row is None:
@@ -246,7 +248,8 @@ def check_launchable(campaign: Campaign) -> None:
     if campaign.kind not in ACTION_KINDS:
         return
     row = get_settings(campaign.id)
-    validate(campaign.kind, row.config if row else None, campaign.audience_definition(), campaign.exclude_filter)
+    validate(campaign.kind, row.config if row else None, campaign.audience_definition(), campaign.exclude_filter,
+             content_languages(campaign))
     missing = [c.language for c in campaign.contents if "action_url" not in c.body]
     if missing:
         raise ValidationFailed({"contents": [f"the body must link to the action page with {{{{action_url}}}} "
@@ -266,6 +269,10 @@ def describe(campaign: Campaign) -> dict[str, Any]:
         except ValidationFailed as exc:
             warnings = [m for msgs in exc.errors.values() for m in msgs]
     return {"settings": settings, "warnings": warnings or []}
+
+
+def content_languages(campaign: Campaign) -> tuple[str, ...]:
+    return tuple(c.language for c in campaign.contents)
 
 
 def poll_closed(campaign: Campaign, cfg: dict) -> bool:

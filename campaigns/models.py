@@ -26,6 +26,7 @@ class CampaignKind(enum.StrEnum):
     SHARE = "share"
     REVIEW = "review"
     VOTE = "vote"
+    SURVEY = "survey"
 
 
 class CampaignStatus(enum.StrEnum):

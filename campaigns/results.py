@@ -151,6 +151,10 @@ def _figures(campaign: Campaign, bucket: str) -> dict[str, Any]:
     cid = campaign.id
     settings = db.session.get(CampaignSettings, cid)
     cfg = settings.config if settings else {}
+    if campaign.kind == CampaignKind.SURVEY:
+        from campaigns.survey_results import figures
+
+        return figures(cid)
     if campaign.kind == CampaignKind.SHARE:
         per = dict(db.session.execute(sa.select(Action.detail, sa.func.count()).where(
             Action.campaign_id == cid, Action.kind == ActionKind.SHARE).group_by(Action.detail)).all())

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import TooManyRequests
 
-from campaigns import acting, kinds, tracking
+from campaigns import acting, kinds, survey_answering, survey_page, tracking
 from campaigns.i18n import t
 from campaigns.render import fill_placeholders
 from campaigns.review_rules import needs_disclosure
@@ -68,6 +68,8 @@ def _page(ctx: acting.ActContext, token: str, status: int = 200, errors: dict | 
         kind = ctx.supporter.kind.value
         context.update(template="review", destinations=acting.review_destinations(ctx),
                        disclosure=needs_disclosure(kind), supporter_kind=kind)
+    elif campaign.kind.value == "survey":
+        context.update(template="survey", **survey_page.context(ctx, g.lang, {**extra, "errors": errors or {}}))
     elif acting.is_petition(ctx):
         vote, _options = acting.current_vote(ctx)
         context.update(template="petition", signed=vote is not None, comment=vote.comment if vote else None,
@@ -82,7 +84,7 @@ def _page(ctx: acting.ActContext, token: str, status: int = 200, errors: dict | 
     return render_template(f"actions/{context['template']}.html", **context), status
 
 
-DONE_OUTCOMES = ("cast", "changed", "unchanged")  # what acting.vote returns
+DONE_OUTCOMES = ("cast", "changed", "unchanged", "completed", "saved", "reply")  # what acting.vote etc. return
 
 
 def _done(token: str, outcome: str | None):
@@ -110,6 +112,8 @@ def act(token: str):
         done = request.args.get("done")
         if done:  # the Get after a Post/Redirect: the result, and a reload posts nothing again
             return _page(ctx, token, done=True, outcome=done if done in DONE_OUTCOMES else None)
+        if request.args.get("more") or request.args.get("saved"):
+            return _page(ctx, token, more=bool(request.args.get("more")))
         if request.method == "GET":  # a click, never an action; a HEAD (link scanners) is not even that
             acting.record_open(ctx)
         return _page(ctx, token)
@@ -124,13 +128,22 @@ def act(token: str):
         if kind == "review":
             acting.confirm_review(ctx, form.get("site", ""), form.get("review_url"))
             return _done(token, "1")
+        if kind == "survey":
+            if form.get("reply"):
+                survey_answering.request_reply(ctx)
+                return _done(token, "reply")
+            outcome = survey_answering.submit(ctx, form.getlist, form.getlist("shown"),
+                                              final=form.get("action") != "save")
+            if outcome in ("more", "saved"):  # back to the form: new questions appeared, or saved for later
+                return redirect(url_for("actions.act", token=token, lang=g.lang, **{outcome: "1"}), 303)
+            return _done(token, outcome)
         if acting.is_petition(ctx):
             acting.sign(ctx, form.get("comment"))
             return _done(token, "1")
         return _done(token, acting.vote(ctx, form.getlist("option")))
     except ValidationFailed as exc:
         return _page(ctx, token, 422, errors=exc.errors, text=form.get("text"),
-                     chosen=[int(x) for x in form.getlist("option") if x.isdigit()])
+                     chosen=[int(x) for x in form.getlist("option") if x.isdigit()], form=form)
     except acting.AlreadyDone:  # a second submission (e.g. from an old tab): the page as it is, and why
         return _page(ctx, token, 409, already=True)
     except acting.Closed:

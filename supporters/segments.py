@@ -231,6 +231,16 @@ OPERATORS = {
 }
 
 
+def register_field(name: str, handler, operators: tuple[str, ...]) -> None:
+    """Let a higher layer add a condition (e.g. campaigns' `survey_answer`) without an upward import.
+
+    `handler(compiler, op, value, path)` returns a WHERE clause over `Supporter` and reports bad
+    input through `compiler.fail(path, message)`.
+    """
+    FIELDS[name] = handler
+    OPERATORS[name] = operators
+
+
 def compile_filter(definition: Any, path: str = "filter") -> sa.ColumnElement[bool]:
     """Validate a filter definition and return a WHERE clause over `Supporter`."""
     return _Compiler().compile(definition, path)
