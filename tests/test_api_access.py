@@ -14,6 +14,9 @@ from tests.api_support import ApiCaller, assert_problem
 ENDPOINTS = [
     ("GET", "/campaigns/1/actions", "viewer"),
     ("GET", "/campaigns/1/results", "viewer"),
+    ("GET", "/campaigns/1/survey/answers", "viewer"),
+    ("GET", "/campaigns/1/survey/follow-ups", "manager"),
+    ("GET", "/campaigns/1/survey/export", "manager"),
     ("POST", "/campaigns/1/answer", "manager"),
     ("GET", "/supporters", "viewer"),
     ("POST", "/supporters", "manager"),
