@@ -30,6 +30,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "survey.reply_intro": "If something bothered you, we would like to hear more and answer you personally. "
                               "Only if you want to.",
         "survey.reply_button": "Yes, please contact me",
+        "survey.dialog_title": "Or raise it where others can back it",
+        "survey.dialog_intro": "Post it as an idea or a concern: other supporters can back it, and we answer "
+                               "publicly once enough of them do.",
+        "survey.dialog_link": "Raise an idea or a concern",
         "survey.reply_noted": "Noted: someone from our team will reply to you personally.",
         "survey.review_title": "Would you like to write a review?",
         "survey.review_link": "Write a review",
@@ -107,6 +111,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "survey.reply_intro": "Wenn Sie etwas gestört hat, möchten wir mehr darüber erfahren und Ihnen persönlich "
                               "antworten. Nur wenn Sie möchten.",
         "survey.reply_button": "Ja, bitte melden Sie sich bei mir",
+        "survey.dialog_title": "Oder bringen Sie es dort ein, wo andere es unterstützen können",
+        "survey.dialog_intro": "Stellen Sie es als Idee oder Anliegen ein: Andere Unterstützer:innen können es "
+                               "unterstützen, und wir antworten öffentlich, sobald genug es tun.",
+        "survey.dialog_link": "Idee oder Anliegen einbringen",
         "survey.reply_noted": "Notiert: Jemand aus unserem Team antwortet Ihnen persönlich.",
         "survey.review_title": "Möchten Sie eine Bewertung schreiben?",
         "survey.review_link": "Eine Bewertung schreiben",

@@ -10,6 +10,7 @@ from campaigns.review_rules import accepts, needs_disclosure
 from campaigns.survey_answering import closed, current, field, may_ask_reply
 from campaigns.tracking import ensure_links, link_url
 from core.extensions import db
+from supporters import links
 
 
 def _in(texts: Any, lang: str, fallback: str) -> Any:
@@ -58,6 +59,9 @@ def context(ctx: ActContext, lang: str, extra: dict[str, Any]) -> dict[str, Any]
     if extra.get("done"):
         out.update(thank_you=_in(cfg.get("thank_you"), lang, fallback) if cfg.get("thank_you") else None,
                    may_ask_reply=response is not None and may_ask_reply(ctx, answers),
+                   # The same people may raise it in the dialog instead (issue 14), where others can back it.
+                   dialog_url=links.dialog_url(ctx.supporter.id) if response is not None and may_ask_reply(ctx, answers)
+                   else None,
                    reply_requested=response is not None and response.reply_requested_at is not None,
                    review_invite=_review_invite(ctx, lang, fallback) if response is not None else None)
     db.session.commit()

@@ -169,9 +169,13 @@ def test_a_detractor_can_ask_for_a_personal_reply_and_the_api_lists_it(app, clie
     client.post(ada_page, data={"shown": ["nps", "why"], "q_nps": "2", "q_why": "Too slow", "action": "submit"})
     thanks = client.get(ada_page + "?done=completed").get_data(as_text=True)
     assert "Would you like a personal reply?" in thanks
+    # …or raise it in the dialog (issue 14), through the supporter's own signed link.
+    dialog = re.search(r'href="http://supporters\.test(/dialog/[^"]+)">Raise an idea or a concern<', thanks)
+    assert dialog and client.get(dialog.group(1)).status_code == 200
     assert client.post(ada_page, data={"reply": "1"}).status_code == 200
     client.post(bea_page, data={"shown": ["nps"], "q_nps": "10", "action": "submit"})
-    assert "personal reply" not in client.get(bea_page + "?done=completed").get_data(as_text=True)
+    promoter = client.get(bea_page + "?done=completed").get_data(as_text=True)
+    assert "personal reply" not in promoter and "/dialog/" not in promoter.split("<footer")[0]
     refused = client.post(bea_page, data={"reply": "1"})  # a promoter without a comment is not offered it
     assert refused.status_code == 422
     listed = client.get(f"/api/v1/campaigns/{campaign['id']}/survey/follow-ups", headers=manager).get_json()
