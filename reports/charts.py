@@ -61,7 +61,7 @@ def stats_for(campaign_id: int, bucket: str = "day") -> dict[str, Any]:
 
 
 def charts_for(stats: dict[str, Any], kind: str) -> list[Chart]:
-    """Every chart of a campaign of `kind` ("share", "review", "vote", "announcement"), from its stats."""
+    """Every chart of a campaign of `kind` ("share", "review", "vote", "survey", "announcement"), from its stats."""
     res = stats["results"]
     funnel = res["funnel"]
     found = [
@@ -98,6 +98,28 @@ def charts_for(stats: dict[str, Any], kind: str) -> list[Chart]:
         found.append(_bar("signatures", "Signatures", "", "Count",
                           [("signatures", figures["signatures"])] + ([("goal", goal)] if goal else []),
                           note=("Goal reached." if figures.get("goal_reached_at") else "")))
+    elif kind == "survey":
+        found += _survey_charts(figures)
+    return found
+
+
+def _survey_charts(figures: dict[str, Any]) -> list[Chart]:
+    """NPS groups, then one chart per scale or choice question (text answers are read, not drawn)."""
+    found = []
+    score = figures.get("nps")
+    if score:
+        ci = score.get("ci95")
+        found.append(_bar("nps", "Net Promoter Score: promoters (9–10), passives (7–8), detractors (0–6)", "Group",
+                          "People", [(g, score[g]) for g in ("promoters", "passives", "detractors")],
+                          note=(f"NPS {_number(score['score'])} (95 % interval {_number(ci[0])} to {_number(ci[1])}), "
+                                f"{score['answers']} answers." if score["score"] is not None else "No answers yet."),
+                          extra={"nps": score["score"]}))
+    for q in figures.get("questions", []):
+        if "distribution" in q:
+            found.append(_bar(f"question-{q['key']}", q["label"], "Answer", "People", list(q["distribution"].items())))
+        elif "options" in q:
+            found.append(_bar(f"question-{q['key']}", q["label"], "Option", "Choices",
+                              [(o["label"], o["count"]) for o in q["options"]]))
     return found
 
 

@@ -159,3 +159,27 @@ def test_flask_export_campaign_answers_writes_one_row_per_answer(app, client, db
     vote = create(client, manager, "vote", {"type": "poll", "question": "Q?", "options": ["a", "b"]})
     refused = runner.invoke(args=["export", "campaign", str(vote["id"]), "--answers"])
     assert refused.exit_code == 1 and "not a survey" in refused.output
+
+
+def test_survey_charts_draw_the_nps_groups_and_each_question_as_the_results_say(app, client, db, smtp_sink,
+                                                                               manager):
+    from tests.results_helpers import svg_values
+
+    campaign = _answer_all(app, client, manager, smtp_sink, PEOPLE)
+    survey = results(client, manager, campaign["id"])["survey"]
+    base = f"/api/v1/campaigns/{campaign['id']}/charts"
+    nps_svg = client.get(f"{base}/nps.svg", headers=manager)
+    assert nps_svg.status_code == 200 and nps_svg.mimetype == "image/svg+xml"
+    groups = survey["nps"]
+    # Bars are drawn top-down in the table's order; pygal lists their values bottom-up.
+    assert svg_values(nps_svg.get_data(as_text=True))[::-1] == [str(groups[g]) for g in ("promoters", "passives",
+                                                                                          "detractors")]
+    scale = client.get(f"{base}/question-nps.svg", headers=manager).get_data(as_text=True)
+    by_key = {q["key"]: q for q in survey["questions"]}
+    distribution = by_key["nps"]["distribution"]  # 0 … 10 (a JSON object may come with its keys sorted as text)
+    assert svg_values(scale)[::-1] == [str(distribution[str(score)]) for score in range(11)]
+    choice = client.get(f"{base}/question-pick.svg", headers=manager).get_data(as_text=True)
+    assert svg_values(choice)[::-1] == [str(o["count"]) for o in by_key["pick"]["options"]]
+    # A text question is read in the answers list, not drawn.
+    missing = client.get(f"{base}/question-why.svg", headers=manager)
+    assert missing.status_code == 404 and "question-pick" in missing.get_json()["detail"]
