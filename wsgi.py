@@ -24,7 +24,7 @@ __all__ = ["create_app", "csrf", "db", "limiter", "login_manager", "migrate"]
 ROOT = Path(__file__).resolve().parent
 
 # Modules that define models: imported before anything needs the full metadata (Alembic too).
-MODEL_MODULES = ("core.accounts", "core.org_settings", "supporters.models", "supporters.transfer_jobs",
+MODEL_MODULES = ("core.accounts", "core.org_settings", "core.events", "supporters.models", "supporters.transfer_jobs",
                  "campaigns.models", "campaigns.actions", "campaigns.bounce_models")
 
 # Feature modules, each with an `init_app(app)` that registers its blueprints and CLI groups.
@@ -39,6 +39,7 @@ FEATURE_MODULES = (
     "campaigns.web",
     "campaigns.cli",
     "campaigns.cli_bounces",
+    "webhooks",
 )
 
 

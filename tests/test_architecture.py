@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ("core", "supporters", "campaigns", "api")
+LAYERS = ("core", "supporters", "campaigns", "webhooks", "api")
 MAX_LINES = 450
 
 
