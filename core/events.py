@@ -215,12 +215,14 @@ def _encode(data: dict[str, Any]) -> str:
                       default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
 
 
-def _messages_select(event_id: sa.ColumnElement, now: sa.ColumnElement, type_param: sa.ColumnElement) -> sa.Select:
+def _messages_select(event_id: sa.ColumnElement, now: sa.ColumnElement, type_param: sa.ColumnElement,
+                     event: sa.CTE | None = None) -> sa.Select:
     """Rows for webhook_messages: one per active endpoint subscribed to the type (decided in SQL,
     so an endpoint deleted a moment ago is never referenced)."""
     s, e = WebhookSubscription.__table__, WebhookEndpoint.__table__
+    subscribed = s.join(e, e.c.id == s.c.endpoint_id)
     return (sa.select(s.c.endpoint_id, event_id, sa.literal(MessageStatus.PENDING), sa.literal(0), now, now)
-            .select_from(s.join(e, e.c.id == s.c.endpoint_id))
+            .select_from(event.join(subscribed, sa.true()) if event is not None else subscribed)
             .where(e.c.active.is_(True), s.c.event_type.in_([type_param, sa.literal(ALL)])).distinct())
 
 
@@ -258,7 +260,7 @@ def outbox_ctes(supporter_id: sa.ColumnElement) -> list[sa.CTE]:
                   sa.bindparam("e_payload", type_=sa.Text), sa.false()))
         .returning(events.c.id).cte("new_event"))
     messages = (sa.insert(WebhookMessage.__table__)
-                .from_select(_MESSAGE_COLUMNS, _messages_select(event.c.id, at, sa.bindparam("e_type", type_=sa.String)))
+                .from_select(_MESSAGE_COLUMNS, _messages_select(event.c.id, at, sa.bindparam("e_type", type_=sa.String), event))
                 .returning(WebhookMessage.__table__.c.id).cte("new_messages"))
     return [event, messages]
 

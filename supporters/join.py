@@ -85,7 +85,9 @@ def join(*, email: str, kind: str, language: str, consent_language: str, consent
     now = utcnow()
     supporter_row = {"email": email.strip(), "email_normalized": normalized, "name": (name or "").strip() or None,
                      "kind": SupporterKind(kind), "language": language, "status": SupporterStatus.PENDING,
-                     "source": "web_form", "joined_with_ref": ref, "created_at": now, "updated_at": now}
+                     "source": "web_form", "joined_with_ref": ref, "created_at": now, "updated_at": now,
+                     # explicit: SQLAlchemy does not fill this default inside the statement with the outbox CTEs
+                     "engagement_score": 0.0}
     grant_row = {"purpose": PURPOSE, "action": ConsentAction.GRANTED, "text_version": text.version,
                  "text_hash": text.hash, "method": "web_form", "occurred_at": now, "ip": requester.ip,
                  "user_agent": (requester.user_agent or "")[:400] or None}
