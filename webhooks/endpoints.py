@@ -78,9 +78,9 @@ def _set_types(endpoint: WebhookEndpoint, types: list[str]) -> None:
 
 def create_endpoint(data: dict[str, Any], owner_email: str | None) -> tuple[WebhookEndpoint, str]:
     """Check and add an endpoint (no commit); return it with its secret, shown once."""
-    ssrf.resolve(data["url"], current_app.config)
     types = check_event_types(data.get("event_types") or [events.ALL])
     headers = check_headers(data.get("headers") or {})
+    ssrf.resolve(data["url"], current_app.config)  # the network last: cheap checks first
     secret = new_secret()
     endpoint = WebhookEndpoint(url=data["url"], description=data.get("description"),
                                active=data.get("active", True), secret=secret,
