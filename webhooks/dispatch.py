@@ -150,7 +150,8 @@ def due_endpoints(now: datetime, due_before: datetime | None = None) -> list[int
 
 
 def _lease_seconds() -> int:
-    return max(60, 3 * current_app.config["WEBHOOK_TIMEOUT_SECONDS"])
+    # Renewed after every message, and one message takes at most a connect and a read timeout.
+    return 3 * current_app.config["WEBHOOK_TIMEOUT_SECONDS"] + 5
 
 
 def _take_lease(endpoint_id: int, owner: str) -> bool:
