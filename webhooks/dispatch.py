@@ -4,8 +4,9 @@
 messages and queues `deliver_endpoint` for each. A delivery run takes the endpoint's lease in the
 database (one run per endpoint at a time, so the order holds), re-checks the URL against the SSRF
 guard and connects to the checked address, then walks the pending messages by event id over one
-keep-alive connection. Each outcome is committed before the next message: a killed worker leaves
-at most one message in doubt, which is sent again with the same `webhook-id`.
+keep-alive connection. Delivered outcomes are committed together every FLUSH_EVERY messages or
+FLUSH_SECONDS (a failure at once): a killed worker leaves at most that many messages in doubt,
+which are sent again with the same `webhook-id` (at least once).
 
 A failure keeps the message at the head of the line (later events wait: order per endpoint) and
 schedules the next attempt after WEBHOOK_RETRY_SCHEDULE[n] (+0-10 % jitter); after the last delay
@@ -41,7 +42,8 @@ from core.redis import get_redis
 
 log = logging.getLogger(__name__)
 
-BATCH = 200
+BATCH = 500
+FLUSH_EVERY, FLUSH_SECONDS = 100, 1.0  # delivered outcomes are committed together (see _Checkpoint)
 JITTER = 0.1
 MAX_RESPONSE = 65536  # bytes read of a response; a longer one closes the connection
 USER_AGENT = "supporter-platform-webhooks/1"
@@ -50,14 +52,6 @@ USER_AGENT = "supporter-platform-webhooks/1"
 def message_id(event_id: int) -> str:
     """The `webhook-id`: the same for every attempt, retry and replay of one event."""
     return f"evt_{event_id}"
-
-
-def signature(endpoint: WebhookEndpoint, msg_id: str, at: datetime, body: str) -> str:
-    """`webhook-signature`: signed with the current secret, and the previous one during an overlap."""
-    signatures = [Webhook(endpoint.secret).sign(msg_id, at, body)]
-    if endpoint.previous_secret and endpoint.previous_secret_until and endpoint.previous_secret_until > at:
-        signatures.append(Webhook(endpoint.previous_secret).sign(msg_id, at, body))
-    return " ".join(signatures)
 
 
 # --- HTTP, to the checked address --------------------------------------------------------------------
@@ -205,84 +199,152 @@ def _run(endpoint_id: int, owner: str, counts: dict[str, int]) -> bool:
     """One batch; True if more may be due right away."""
     endpoint = db.session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None or not endpoint.active:
+        db.session.rollback()
         return False
     config = current_app.config
+    m, ev = WebhookMessage.__table__, WebhookEvent.__table__
     rows = db.session.execute(
-        sa.select(WebhookMessage, WebhookEvent).join(WebhookEvent, WebhookEvent.id == WebhookMessage.event_id)
-        .where(WebhookMessage.endpoint_id == endpoint_id, WebhookMessage.status == MessageStatus.PENDING)
-        .order_by(WebhookMessage.event_id).limit(BATCH)).all()
+        sa.select(m.c.id, m.c.event_id, m.c.attempts, m.c.next_attempt_at, ev.c.type, ev.c.occurred_at,
+                  ev.c.supporter_id, ev.c.payload, ev.c.redacted)
+        .join(ev, ev.c.id == m.c.event_id)
+        .where(m.c.endpoint_id == endpoint_id, m.c.status == MessageStatus.PENDING)
+        .order_by(m.c.event_id).limit(BATCH)).all()
+    sign = _signer(endpoint)
+    custom = json.loads(endpoint.headers or "{}")
+    url = endpoint.url
+    db.session.commit()  # no transaction stays open while we talk to the receiver
     if not rows:
         return False
     try:
-        target = ssrf.resolve(endpoint.url, config)  # again at delivery time: DNS may have changed
+        target = ssrf.resolve(url, config)  # again at delivery time: DNS may have changed
+        refused = None
     except ssrf.Refused as exc:
         target, refused = None, exc.errors["url"][0]
-    custom = json.loads(endpoint.headers or "{}")
     sender = Sender(target, config["WEBHOOK_TIMEOUT_SECONDS"]) if target else None
+    done = _Checkpoint(endpoint_id, owner)
     try:
-        for message, event in rows:
+        for row in rows:
             now = utcnow()
-            if message.next_attempt_at > now:  # the head of the line waits for its retry
-                _schedule(endpoint_id, message.next_attempt_at - now)
+            if row.next_attempt_at > now:  # the head of the line waits for its retry
+                done.flush()
+                _schedule(endpoint_id, row.next_attempt_at - now)
                 return False
-            body = events.body(event.type, event.occurred_at, event.supporter_id, event.payload, event.redacted)
-            msg_id = message_id(event.id)
+            body = events.body(row.type, row.occurred_at, row.supporter_id, row.payload, row.redacted)
+            msg_id = message_id(row.event_id)
             started = time.monotonic()
             if sender is None:
                 status, excerpt, error = None, None, f"refused: {refused}"[:500]
             else:
-                at = datetime.fromtimestamp(int(time.time()), UTC)
+                at = int(time.time())
                 headers = {**custom, "Content-Type": "application/json", "User-Agent": USER_AGENT,
-                           "webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
-                           "webhook-signature": signature(endpoint, msg_id, at, body)}
+                           "webhook-id": msg_id, "webhook-timestamp": str(at), "webhook-signature": sign(msg_id, at, body)}
                 status, excerpt, error = sender.post(headers, body.encode())
             latency = int((time.monotonic() - started) * 1000)
-            ok = status is not None and 200 <= status < 300
-            _record(endpoint, message, ok, status, excerpt, error, latency)
-            if not _renew_lease(endpoint_id, owner):
-                db.session.rollback()
-                return False  # the lease was lost (a stall): another run owns the line now
-            db.session.commit()
-            if ok:
+            if status is not None and 200 <= status < 300:
                 counts["delivered"] += 1
+                if not done.add(row, status, excerpt, latency):
+                    return False  # the lease was lost (a stall): another run owns the line now
                 continue
             counts["failed_attempts"] += 1
-            if message.status == MessageStatus.PENDING:  # retry later; later events wait behind it
-                _schedule(endpoint_id, message.next_attempt_at - utcnow())
+            if not done.flush():
                 return False
-            if not endpoint.active:
+            pending = _record_failure(endpoint_id, row, status, excerpt, error, latency)
+            if pending is None:  # the endpoint was disabled
                 return False
+            if pending:  # retry later; later events wait behind it
+                _schedule(endpoint_id, timedelta(seconds=pending))
+                return False
+        return done.flush() and len(rows) == BATCH
     finally:
         if sender is not None:
             sender.close()
-    return len(rows) == BATCH
 
 
-def _record(endpoint: WebhookEndpoint, message: WebhookMessage, ok: bool, status: int | None,
-            excerpt: str | None, error: str | None, latency: int) -> None:
+def _signer(endpoint: WebhookEndpoint):
+    """sign(msg_id, unix_time, body) with the current secret, and the previous one during an overlap."""
+    secrets = [Webhook(endpoint.secret)]
+    until = endpoint.previous_secret_until
+    previous = Webhook(endpoint.previous_secret) if endpoint.previous_secret and until else None
+
+    def sign(msg_id: str, at: int, body: str) -> str:
+        moment = datetime.fromtimestamp(at, UTC)
+        active = secrets + ([previous] if previous is not None and until > moment else [])
+        return " ".join(s.sign(msg_id, moment, body) for s in active)
+
+    return sign
+
+
+class _Checkpoint:
+    """Delivered messages, recorded together (every FLUSH_EVERY messages or FLUSH_SECONDS): a few
+    set-based statements and one commit instead of several round trips per message. A crash before
+    the flush sends those again, with the same `webhook-id` (at least once)."""
+
+    def __init__(self, endpoint_id: int, owner: str):
+        self.endpoint_id, self.owner = endpoint_id, owner
+        self.rows: list[dict] = []
+        self.since = time.monotonic()
+
+    def add(self, row, status: int, excerpt: str | None, latency: int) -> bool:
+        self.rows.append({"message_id": row.id, "endpoint_id": self.endpoint_id, "event_id": row.event_id,
+                          "attempted_at": utcnow(), "status_code": status, "latency_ms": latency,
+                          "response_excerpt": excerpt, "error": None})
+        if len(self.rows) >= FLUSH_EVERY or time.monotonic() - self.since >= FLUSH_SECONDS:
+            return self.flush()
+        return True
+
+    def flush(self) -> bool:
+        self.since = time.monotonic()
+        if not _renew_lease(self.endpoint_id, self.owner):
+            db.session.rollback()
+            self.rows = []
+            return False
+        if self.rows:
+            now = utcnow()
+            db.session.execute(sa.insert(WebhookAttempt.__table__), self.rows)
+            db.session.execute(sa.update(WebhookMessage.__table__)
+                               .where(WebhookMessage.__table__.c.id.in_([r["message_id"] for r in self.rows]))
+                               .values(status=MessageStatus.DELIVERED, delivered_at=now,
+                                       attempts=WebhookMessage.__table__.c.attempts + 1))
+            db.session.execute(sa.update(WebhookEndpoint.__table__)
+                               .where(WebhookEndpoint.__table__.c.id == self.endpoint_id,
+                                      WebhookEndpoint.__table__.c.failing_since.is_not(None))
+                               .values(failing_since=None))
+        db.session.commit()
+        self.rows = []
+        return True
+
+
+def _record_failure(endpoint_id: int, row, status: int | None, excerpt: str | None, error: str | None,
+                    latency: int) -> float | None:
+    """Log a failed attempt and commit; return the seconds until the retry, 0 when the message has
+    failed for good (the line moves on), None when the endpoint was disabled."""
     now = utcnow()
-    db.session.add(WebhookAttempt(message_id=message.id, endpoint_id=endpoint.id, event_id=message.event_id,
+    endpoint = db.session.get(WebhookEndpoint, endpoint_id)
+    message = db.session.get(WebhookMessage, row.id)
+    db.session.add(WebhookAttempt(message_id=row.id, endpoint_id=endpoint_id, event_id=row.event_id,
                                   attempted_at=now, status_code=status, latency_ms=latency,
-                                  response_excerpt=excerpt, error=error if not ok else None))
+                                  response_excerpt=excerpt, error=error))
     message.attempts += 1
-    if ok:
-        message.status, message.delivered_at = MessageStatus.DELIVERED, now
-        endpoint.failing_since = None
-        return
     schedule = current_app.config["WEBHOOK_RETRY_SCHEDULE"]
+    delay = 0.0
     if message.attempts > len(schedule):
         message.status = MessageStatus.FAILED
     else:
         delay = schedule[message.attempts - 1] * (1 + JITTER * random.random())  # noqa: S311 - jitter
         message.next_attempt_at = now + timedelta(seconds=delay)
+    disabled = False
     if endpoint.failing_since is None:
         endpoint.failing_since = now
     elif (now - endpoint.failing_since).total_seconds() >= current_app.config["WEBHOOK_DISABLE_AFTER"]:
-        endpoint.active = False
+        endpoint.active, disabled = False, True
         endpoint.disabled_reason = f"failing since {endpoint.failing_since.isoformat()}"[:200]
+    db.session.commit()
+    if disabled:
         events.invalidate()
         if endpoint.owner_email:
-            notify_disabled.enqueue(endpoint.id)
+            notify_disabled.enqueue(endpoint_id)
+        return None
+    return max(delay, 0.001) if message.status == MessageStatus.PENDING else 0
 
 
 def _schedule(endpoint_id: int, delay: timedelta) -> None:

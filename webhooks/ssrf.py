@@ -42,7 +42,11 @@ def parse(url: str, require_https: bool) -> tuple[str, str, int, str]:
         raise Refused(f"must be an http(s) URL of at most {MAX_URL} characters")
     if any(ord(c) < 33 or ord(c) == 127 for c in url):
         raise Refused("must not contain spaces or control characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 - raises ValueError on a malformed IPv6 literal
+    except ValueError:
+        raise Refused("is not a valid URL") from None
     allowed = ("https",) if require_https else ("http", "https")
     if parts.scheme not in allowed:
         raise Refused("must start with https://" if require_https else "must start with http:// or https://")
