@@ -80,3 +80,28 @@ def test_supporters_managed_through_the_api_emit_joined_confirmed_and_updated(ap
                                           ("supporter.confirmed", active.get_json()["id"]),
                                           ("supporter.updated", pending.get_json()["id"])]
     assert got[1][2]["email"] == "a@example.org" and got[2][2] == {"changed": {"language": "de"}}
+
+
+def test_a_bounce_and_a_complaint_emit_delivery_events_once(app, db, smtp_sink):
+    from campaigns import bounces, services
+    from campaigns.models import Delivery
+    from tests.bounce_mails import arf, dsn
+    from tests.engine_helpers import make_campaign, run_worker
+
+    app.config["BOUNCE_ADDRESS"] = "bounces@bounce.example.org"
+    gone, complainer = make_supporter(), make_supporter()
+    campaign = make_campaign()
+    services.launch(campaign.id)
+    run_worker(app)
+    senders = {m[1][0]: m[0] for m in smtp_sink.messages}
+    listen(db, ("delivery.bounced", "delivery.complained"))
+    delivery = {d.supporter_id: d.id for d in db.session.scalars(sa.select(Delivery))}
+    hard = dsn(gone.email, to=senders[gone.email])
+    complaint = arf(complainer.email, original_mail_from=senders[complainer.email],
+                    original_message_id=f"<d{delivery[complainer.id]}.c{campaign.id}@example.org>")
+    for raw in (hard, complaint, hard, complaint):  # a report processed twice emits nothing twice
+        bounces.process(raw)
+    assert emitted(db) == [
+        ("delivery.bounced", gone.id, {"campaign_id": campaign.id, "delivery_id": delivery[gone.id], "hard": True}),
+        ("delivery.complained", complainer.id, {"campaign_id": campaign.id, "delivery_id": delivery[complainer.id]}),
+    ]
