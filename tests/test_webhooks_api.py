@@ -104,6 +104,9 @@ def test_only_admins_may_manage_webhooks(api, receiver):
     ({"url": "https://example.org/h", "headers": {"X-A": "v\r\nX-B: 1"}}, "headers"),
     ({"url": "https://example.org/h", "headers": {"Bad Name": "v"}}, "headers.Bad Name"),
     ({"url": "https://example.org/h", "unknown": 1}, "unknown"),
+    ({"url": "https://example.org/h", "owner_email": "a@example.org\r\nBcc: b@example.org"}, "owner_email"),
+    ({"url": "https://example.org/h", "description": "nul\x00"}, "description"),
+    ({"url": "https://example.org/h", "active": "yes please"}, "active"),
 ])
 def test_bad_endpoints_are_refused_naming_the_field_and_change_nothing(app, api, db, payload, field):
     app.config["WEBHOOK_ALLOWED_NETWORKS"] = ()  # production-like: no internal address allowed
