@@ -7,6 +7,7 @@ naming the variable, never a traceback deep inside a request.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from email.utils import parseaddr
@@ -374,10 +375,44 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         "LOG_FORMAT": log_format(env),
         "LOG_LEVEL": log_level(env.get("LOG_LEVEL")),
     }
+    settings.update(webhook_settings(env, environment))
     settings.update(extra)
     settings["SINGLE_HOST_WARNINGS"] = single_host_warnings(
         settings, secret_from_file=not env.get("SECRET_KEY") and environment == "development")
     return settings
+
+
+def webhook_settings(env: dict, environment: str) -> dict:
+    """Outgoing webhooks (webhooks/, docs/webhooks.md)."""
+    raw = env.get("WEBHOOK_RETRY_SCHEDULE") or "5,300,1800,7200,18000,36000,36000"
+    try:
+        schedule = tuple(int(x) for x in raw.replace(" ", "").split(","))
+    except ValueError:
+        raise ConfigError("WEBHOOK_RETRY_SCHEDULE", f"expected seconds separated by commas, got {raw!r}") from None
+    if not schedule or len(schedule) > 30 or min(schedule) < 0:
+        raise ConfigError("WEBHOOK_RETRY_SCHEDULE", "expected 1 to 30 delays of at least 0 seconds")
+    networks = []
+    for item in (env.get("WEBHOOK_ALLOWED_NETWORKS") or "").replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError("WEBHOOK_ALLOWED_NETWORKS", f"not a network such as 10.0.0.0/8: {item!r}") from None
+    hosts = tuple(h.lower().rstrip(".") for h in (env.get("WEBHOOK_ALLOWED_HOSTS") or "").replace(",", " ").split())
+    return {
+        # Delays between attempts (the first attempt is immediate); +0-10 % jitter each. ~28 h in all.
+        "WEBHOOK_RETRY_SCHEDULE": schedule,
+        "WEBHOOK_TIMEOUT_SECONDS": _int("WEBHOOK_TIMEOUT_SECONDS", env.get("WEBHOOK_TIMEOUT_SECONDS"), 5, minimum=1),
+        # An endpoint that has failed for this long (no 2xx in between) is disabled and its owner mailed.
+        "WEBHOOK_DISABLE_AFTER": _int("WEBHOOK_DISABLE_AFTER", env.get("WEBHOOK_DISABLE_AFTER"), 5 * 86400, minimum=1),
+        "WEBHOOK_SWEEP_SECONDS": _int("WEBHOOK_SWEEP_SECONDS", env.get("WEBHOOK_SWEEP_SECONDS"), 10, minimum=1),
+        "WEBHOOK_RETENTION_DAYS": _int("WEBHOOK_RETENTION_DAYS", env.get("WEBHOOK_RETENTION_DAYS"), 30, minimum=1),
+        "WEBHOOK_REPLAY_MAX": _int("WEBHOOK_REPLAY_MAX", env.get("WEBHOOK_REPLAY_MAX"), 10000, minimum=1),
+        # SSRF guard: host names and networks an endpoint may resolve to besides public addresses.
+        "WEBHOOK_ALLOWED_HOSTS": hosts,
+        "WEBHOOK_ALLOWED_NETWORKS": tuple(networks),
+        "WEBHOOK_REQUIRE_HTTPS": _bool("WEBHOOK_REQUIRE_HTTPS", env.get("WEBHOOK_REQUIRE_HTTPS"),
+                                       environment == "production"),
+    }
 
 
 def home_redirect_url(raw: str | None) -> str | None:

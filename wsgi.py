@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent
 MIGRATIONS = ROOT / "migrations"
 
 # Modules that define models: imported before anything needs the full metadata (Alembic too).
-MODEL_MODULES = ("core.accounts", "core.org_settings", "core.blobs", "supporters.models", "supporters.transfer_jobs",
+MODEL_MODULES = ("core.accounts", "core.org_settings", "core.blobs", "core.events", "supporters.models", "supporters.transfer_jobs",
                  "campaigns.models", "campaigns.actions", "campaigns.bounce_models",
                  "campaigns.surveys", "dialog.models")
 
@@ -44,6 +44,7 @@ FEATURE_MODULES = (
     "campaigns.web",
     "campaigns.cli",
     "campaigns.cli_bounces",
+    "webhooks",
     "dialog.web",
     "dialog.cli",
     "reports",

@@ -28,6 +28,8 @@ from api.openapi_text import GETTING_STARTED, TAGS, operation_examples, problem_
 from api.schemas import Problem
 
 PROBLEM_JSON = "application/problem+json"
+# Functions that add to the finished document (e.g. api.webhooks documents the event bodies).
+DOCUMENT_HOOKS: list = []
 _RULE_ARG = re.compile(r"<(?:(?P<conv>[^:<>]+):)?(?P<name>\w+)>")
 
 
@@ -201,6 +203,8 @@ def build_spec(app) -> dict:
         spec.path(path=path, operations=operations)
     document = spec.to_dict()
     document["security"] = [{"bearerAuth": []}, {"sessionCookie": []}]
+    for hook in DOCUMENT_HOOKS:
+        hook(document)
     return document
 
 

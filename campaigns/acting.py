@@ -34,6 +34,7 @@ from campaigns.petitions import (  # noqa: F401 - the page (campaigns.web), api/
 )
 from campaigns.review_rules import accepts
 from campaigns.tracking import action_page_link, ensure_links, link_url, read_action_token, record_click
+from core import events
 from core.db import utcnow
 from core.errors import Conflict, ValidationFailed
 from core.extensions import db
@@ -107,6 +108,8 @@ def _action(ctx: ActContext, kind: ActionKind, detail: str, note: str | None = N
     action = Action(campaign_id=ctx.campaign.id, supporter_id=ctx.supporter.id, delivery_id=ctx.delivery.id,
                     kind=kind, detail=detail, note=note)
     db.session.add(action)
+    events.emit("action.recorded", {"campaign_id": ctx.campaign.id, "kind": kind.value, "detail": detail},
+                ctx.supporter.id)
     return action
 
 

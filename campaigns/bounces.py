@@ -30,7 +30,7 @@ from campaigns.bounce_parse import Report, parse
 from campaigns.models import Delivery, DeliveryStatus
 from campaigns.outcomes import suppress_hashes
 from campaigns.render import parse_message_id
-from core import metrics, verp
+from core import events, metrics, verp
 from core.db import utcnow
 from core.errors import Conflict
 from core.extensions import db
@@ -67,6 +67,12 @@ def process(raw: bytes, source: str = "file", envelope_to: list[str] | None = No
                                 campaign_id=outcome.campaign_id, supporter_id=outcome.supporter_id,
                                 delivery_id=delivery.id if delivery is not None else None,
                                 detail=report.detail or None))
+    if outcome.supporter_id is not None and outcome.kind in (ReportKind.HARD, ReportKind.SOFT, ReportKind.COMPLAINT):
+        data = {"campaign_id": outcome.campaign_id, "delivery_id": delivery.id if delivery is not None else None}
+        if outcome.kind is ReportKind.COMPLAINT:
+            events.emit("delivery.complained", data, outcome.supporter_id)
+        else:
+            events.emit("delivery.bounced", {**data, "hard": outcome.kind is ReportKind.HARD}, outcome.supporter_id)
     try:
         db.session.commit()
     except IntegrityError:  # the same mail, processed concurrently: the other run recorded it

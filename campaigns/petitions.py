@@ -14,6 +14,7 @@ from campaigns.actions import CampaignSettings, Vote
 from campaigns.engine import enqueue_pending
 from campaigns.models import Campaign, CampaignContent, CampaignKind, CampaignStatus, Delivery, DeliveryStatus
 from campaigns.states import transition
+from core import events
 from core.accounts import record_audit
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
@@ -44,6 +45,7 @@ def check_goal(campaign_id: int) -> bool:
         return False
     record_audit("petition.goal_reached", actor_type="system", actor_label="petition", object_type="campaign",
                  object_id=campaign_id, detail={"goal": goal})
+    events.emit("petition.goal_reached", {"campaign_id": campaign_id, "goal": goal})
     db.session.commit()
     notify_goal_reached.enqueue(campaign_id)
     return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from campaigns.models import Campaign, CampaignStatus
+from core import events
 from core.db import utcnow
 from core.errors import Conflict, NotFound
 from core.extensions import db
@@ -51,6 +52,7 @@ def transition(campaign_id: int, to: CampaignStatus, *, sources: set[CampaignSta
         sa.update(Campaign).where(Campaign.id == campaign_id, Campaign.status.in_(allowed)).values(**values)
         .execution_options(synchronize_session=False))
     if result.rowcount == 1:
+        events.emit("campaign.status_changed", {"campaign_id": campaign_id, "status": to.value, "reason": reason})
         return
     current = db.session.execute(sa.select(Campaign.status).where(Campaign.id == campaign_id)).scalar()
     # The whole operation fails: end the transaction now, so no write lock outlives the refusal.

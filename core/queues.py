@@ -30,6 +30,7 @@ MAX_BACKOFF = 5.0  # seconds between reconnection attempts, at most (RQ's own de
 # Workers listen in this order, so a confirmation mail never waits behind a campaign's fan-out.
 QUEUES = {
     "mail": "transactional mail: confirmations, notices to one person",
+    "webhooks": "outgoing webhook deliveries (one job per endpoint, in event order)",
     "campaigns": "campaign delivery batches and the sweeper",
     "default": "exports, imports and other long jobs",
 }

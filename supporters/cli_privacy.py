@@ -8,8 +8,10 @@ from datetime import timedelta
 
 import click
 import sqlalchemy as sa
+from flask import current_app
 from flask.cli import AppGroup
 
+from core import events
 from core.accounts import record_audit
 from core.db import utcnow
 from core.extensions import db
@@ -93,10 +95,16 @@ def supporters_purge(inactive_for: str, execute: bool) -> None:
                                      .group_by(Supporter.status)).all())
     total = sum(counts.values())
     detail = ", ".join(f"{n} {s.value if hasattr(s, 'value') else s}" for s, n in sorted(counts.items())) or "none"
+    # Webhook events (core.events) have a retention of their own: WEBHOOK_RETENTION_DAYS.
+    days = current_app.config["WEBHOOK_RETENTION_DAYS"]
+    events_cutoff = utcnow() - timedelta(days=days)
     if not execute:
         click.echo(f"{total} supporters inactive since before {cutoff.date().isoformat()} ({detail}). "
+                   f"{events.purge_before(events_cutoff, execute=False)} webhook events older than {days} days. "
                    "Dry run: run again with --execute to erase them.")
         return
+    purged = events.purge_before(events_cutoff)
+    click.echo(f"Deleted {purged} webhook events older than {days} days.")
     erased = 0
     while True:
         # Batches of a few hundred, each committed with its audit event: an interrupted purge resumes.

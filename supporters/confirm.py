@@ -7,7 +7,7 @@ import secrets
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from core import metrics, stopmarks
+from core import events, metrics, stopmarks
 from core.db import utcnow
 from core.extensions import db
 from core.signing import ExpiredToken, InvalidToken, read_token
@@ -108,6 +108,11 @@ def confirm(token: str, requester: Requester = Requester()) -> tuple[Supporter, 
                 Suppression.email_hash == email_hash(supporter.email_normalized),
                 Suppression.reason.in_([SuppressionReason.ERASED, SuppressionReason.UNSUBSCRIBED])))
         stopmarks.clear(supporter.id)  # an earlier unsubscribe's marker must not outlive the new opt-in
+        events.emit("supporter.confirmed", {
+            "email": supporter.email, "name": supporter.name, "kind": supporter.kind.value,
+            "language": supporter.language, "referred_by_id": supporter.referred_by_id}, supporter.id, occurred_at=now)
+        events.emit("consent.changed", {"purpose": PURPOSE, "action": "confirmed", "method": "confirm_link"},
+                    supporter.id, occurred_at=now)
         try:
             db.session.commit()
         except IntegrityError:

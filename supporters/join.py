@@ -22,9 +22,10 @@ import sqlalchemy as sa
 from rq import Retry
 from sqlalchemy.exc import IntegrityError
 
-from core import metrics
+from core import events, metrics
 from core.db import utcnow
 from core.errors import ValidationFailed
+from core.events import outbox_ctes
 from core.extensions import db
 from core.queues import job
 from supporters import consent
@@ -84,14 +85,19 @@ def join(*, email: str, kind: str, language: str, consent_language: str, consent
     now = utcnow()
     supporter_row = {"email": email.strip(), "email_normalized": normalized, "name": (name or "").strip() or None,
                      "kind": SupporterKind(kind), "language": language, "status": SupporterStatus.PENDING,
-                     "source": "web_form", "joined_with_ref": ref, "created_at": now, "updated_at": now}
+                     "source": "web_form", "joined_with_ref": ref, "created_at": now, "updated_at": now,
+                     # explicit: SQLAlchemy does not fill this default inside the statement with the outbox CTEs
+                     "engagement_score": 0.0}
     grant_row = {"purpose": PURPOSE, "action": ConsentAction.GRANTED, "text_version": text.version,
                  "text_hash": text.hash, "method": "web_form", "occurred_at": now, "ip": requester.ip,
                  "user_agent": (requester.user_agent or "")[:400] or None}
+    # The outbox event rides in the same statement on PostgreSQL (one round trip, still atomic alone).
+    event = {"kind": supporter_row["kind"].value, "language": language, "source": "web_form"} \
+        if events.wanted("supporter.joined") else None
     try:
         # New addresses are the common case: insert first and let the unique index find duplicates
         # (this is also what makes two concurrent submits of one address create one supporter).
-        supporter_id = _insert_pending(supporter_row, grant_row, atomic_alone=not interest_ids)
+        supporter_id = _insert_pending(supporter_row, grant_row, atomic_alone=not interest_ids, event=event)
     except IntegrityError:
         db.session.rollback()
         # A known address: here the same work as for a new one (one INSERT, one enqueue), the rest
@@ -111,18 +117,23 @@ def join(*, email: str, kind: str, language: str, consent_language: str, consent
     return JoinResult(JoinOutcome.CREATED, supporter_id, enqueue_mail(send_confirmation, supporter_id))
 
 
-def _insert_pending(supporter_row: dict, grant_row: dict, atomic_alone: bool = False) -> int:
+def _insert_pending(supporter_row: dict, grant_row: dict, atomic_alone: bool = False,
+                    event: dict | None = None) -> int:
     """Insert the supporter and the grant; return the new id.
 
     This is the hot path of every signup (see bench/join.py), so it uses one prepared Core
     statement, and on PostgreSQL one round trip: a data-modifying CTE inserts the supporter and
     feeds its id to the ledger insert. One statement is atomic by itself, so when nothing else
     belongs to the transaction (`atomic_alone`) it runs in autocommit mode, which saves the BEGIN
-    and COMMIT round trips. SQLite (in-process, no round trips) takes two inserts.
+    and COMMIT round trips. SQLite (in-process, no round trips) takes two inserts. `event`: the data
+    of a `supporter.joined` webhook event to write with it (core.events), when anyone listens.
     """
     params = {**{f"s_{k}": v for k, v in supporter_row.items()}, **{f"g_{k}": v for k, v in grant_row.items()}}
     dialect = db.session.get_bind().dialect.name
-    statements = _insert_statements(tuple(supporter_row), tuple(grant_row), dialect == "postgresql")
+    single = dialect == "postgresql"
+    statements = _insert_statements(tuple(supporter_row), tuple(grant_row), single, single and event is not None)
+    if single and event is not None:
+        params.update(events.outbox_params("supporter.joined", event, supporter_row["created_at"]))
     if len(statements) == 1:
         if atomic_alone and not db.session().in_transaction():
             connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
@@ -130,12 +141,14 @@ def _insert_pending(supporter_row: dict, grant_row: dict, atomic_alone: bool = F
         return db.session.execute(statements[0], params).scalar_one()
     supporter_id = db.session.execute(statements[0], params).scalar_one()
     db.session.execute(statements[1], {**params, "supporter_id": supporter_id})
+    if event is not None:
+        events.emit("supporter.joined", event, supporter_id, occurred_at=supporter_row["created_at"])
     return supporter_id
 
 
 @functools.cache
 def _insert_statements(supporter_columns: tuple[str, ...], grant_columns: tuple[str, ...],
-                       single: bool) -> tuple[sa.Insert, ...]:
+                       single: bool, with_event: bool = False) -> tuple[sa.Insert, ...]:
     """Built once per shape (building SQLAlchemy statements per request costs more than the SQL)."""
     supporters, events = Supporter.__table__, ConsentEvent.__table__
     insert_supporter = sa.insert(supporters).values(
@@ -151,6 +164,8 @@ def _insert_statements(supporter_columns: tuple[str, ...], grant_columns: tuple[
                    .from_select(["supporter_id", *grant_columns], sa.select(new.c.id, *grant_values),
                                 include_defaults=False)
                    .returning(events.c.supporter_id).add_cte(new, nest_here=True))
+    if with_event:
+        insert_both = insert_both.add_cte(*outbox_ctes(new.c.id), nest_here=True)
     return (insert_both,)
 
 
@@ -198,6 +213,10 @@ def repeat_join(normalized: str, consent_language: str, text_version: str, ref: 
     supporter.status = SupporterStatus.PENDING
     if ref and supporter.joined_with_ref is None and supporter.referred_by_id is None:
         supporter.joined_with_ref = ref
+    if not pending:  # had left: joins again (a pending one repeating the form is no news)
+        events.emit("supporter.joined", {"kind": supporter.kind.value, "language": supporter.language,
+                                         "source": "web_form", "rejoined": True}, supporter_id)
+    events.emit("consent.changed", {"purpose": PURPOSE, "action": "granted", "method": "web_form"}, supporter_id)
     db.session.commit()
     if mail:
         enqueue_mail(send_confirmation, supporter_id)

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from core import stopmarks
+from core import events, stopmarks
 from core.addresses import parse_address
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
@@ -94,6 +94,13 @@ def create_supporter(data: dict[str, Any]) -> Supporter:
     db.session.flush()
     if tags:
         db.session.execute(supporter_tags.insert(), [{"tag_id": t.id, "supporter_id": supporter.id} for t in tags])
+    # Added through the API: pending ones are "joined"; with consent evidence they are confirmed at once.
+    data_out = {"kind": supporter.kind.value, "language": supporter.language, "source": "api"}
+    if evidence:
+        events.emit("supporter.confirmed", {"email": supporter.email, "name": supporter.name, **data_out,
+                                            "referred_by_id": referred_by_id}, supporter.id)
+    else:
+        events.emit("supporter.joined", data_out, supporter.id)
     return supporter
 
 
@@ -116,6 +123,7 @@ def update_supporter(supporter: Supporter, data: dict[str, Any]) -> list[str]:
             changed.append(field)
     if changed:
         supporter.updated_at = utcnow()
+        events.emit("supporter.updated", {"changed": {f: getattr(supporter, f) for f in changed}}, supporter.id)
     if "paused_until" in changed:  # a pause stops mail at once, like the supporter's own (core.stopmarks)
         if supporter.paused_until is not None and supporter.paused_until > utcnow():
             stopmarks.stop(supporter.id, "paused", until=supporter.paused_until)

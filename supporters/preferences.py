@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import current_app
 
-from core import metrics, stopmarks
+from core import events, metrics, stopmarks
 from core.db import utcnow
 from core.errors import ValidationFailed
 from core.extensions import db
@@ -49,6 +49,8 @@ def update_preferences(supporter: Supporter, *, name: str | None, language: str,
         errors["name"] = ["must be at most 200 characters"]
     if errors:
         raise ValidationFailed(errors)
+    before = {"name": supporter.name, "language": supporter.language, "asks_per_month": supporter.asks_per_month,
+              "paused_until": supporter.paused_until}
     supporter.name = (name or "").strip() or None
     supporter.language = language
     supporter.asks_per_month = None if asks_per_month in (None, default) else asks_per_month
@@ -58,15 +60,20 @@ def update_preferences(supporter: Supporter, *, name: str | None, language: str,
         stopmarks.clear(supporter.id)
     supporter.paused_until = paused_until
     public_ids = sa.select(Tag.id).where(Tag.public.is_(True)).scalar_subquery()
-    db.session.execute(supporter_tags.delete().where(
+    removed = db.session.execute(supporter_tags.delete().where(
         supporter_tags.c.supporter_id == supporter.id, supporter_tags.c.tag_id.in_(public_ids),
-        supporter_tags.c.tag_id.not_in(interest_ids or [-1])))
+        supporter_tags.c.tag_id.not_in(interest_ids or [-1]))).rowcount
     current = set(db.session.scalars(sa.select(supporter_tags.c.tag_id)
                                      .where(supporter_tags.c.supporter_id == supporter.id)))
     new = [tag_id for tag_id in interest_ids if tag_id not in current]
     if new:
         db.session.execute(supporter_tags.insert(), [{"tag_id": t, "supporter_id": supporter.id} for t in new])
     supporter.updated_at = utcnow()
+    changed = {k: getattr(supporter, k) for k, v in before.items() if getattr(supporter, k) != v}
+    if new or removed:
+        changed["interests"] = sorted(set(interest_ids))  # the public tag ids chosen now
+    if changed:
+        events.emit("supporter.updated", {"changed": changed}, supporter.id)
     db.session.commit()
 
 
@@ -84,6 +91,9 @@ def withdraw(supporter_id: int, *, method: str, requester: Requester = Requester
                                     method=method, occurred_at=now, ip=requester.ip,
                                     user_agent=(requester.user_agent or "")[:400] or None))
         stopmarks.stop(supporter.id, "unsubscribed")  # written by the commit, before we answer
+        events.emit("supporter.unsubscribed", {"method": method}, supporter.id, occurred_at=now)
+        events.emit("consent.changed", {"purpose": PURPOSE, "action": "withdrawn", "method": method},
+                    supporter.id, occurred_at=now)
         db.session.commit()
         metrics.UNSUBSCRIBES.labels(method).inc()
     else:

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core import stopmarks
+from core import events, stopmarks
 from core.db import utcnow
 from core.extensions import db
 from supporters.models import (
@@ -102,4 +102,8 @@ def erase_supporter(supporter: Supporter) -> None:
     supporter.status = SupporterStatus.ERASED
     stopmarks.stop(supporter.id, "erased")  # written when the caller commits
     supporter.erased_at = utcnow()
+    # Webhooks: the outbox forgets the person's data, nothing undelivered goes out with it, and
+    # the subscribers hear of the erasure (the id only).
+    events.redact_supporter(supporter.id)
+    events.emit("supporter.erased", {}, supporter.id)
     db.session.expire(supporter, ["tags", "consents"])

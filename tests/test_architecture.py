@@ -1,6 +1,6 @@
 """The house rules of docs/architecture.md, checked over the source (no application is built).
 
-Layers, lowest first: `core` < `supporters` < `campaigns` < `dialog` < `reports` < `api`. A module may import its own
+Layers, lowest first: `core` < `supporters` < `campaigns` < `webhooks` < `dialog` < `reports` < `api`. A module may import its own
 package and any lower layer, never a higher one, and nothing imports the composition root
 (`wsgi`). Imports inside functions count too: a deferred import is still an arrow. There are no
 import cycles between modules, and no application module is longer than MAX_LINES.
@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ("core", "supporters", "campaigns", "dialog", "reports", "api")
+LAYERS = ("core", "supporters", "campaigns", "webhooks", "dialog", "reports", "api")
 MAX_LINES = 450
 
 

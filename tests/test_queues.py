@@ -37,7 +37,7 @@ def test_flask_worker_command_runs_jobs_in_a_separate_process(app, db, subproces
 def test_unknown_queues_are_refused():
     with pytest.raises(ValueError, match="unknown queue"):
         job("nope")
-    assert list(QUEUES) == ["mail", "campaigns", "default"]
+    assert list(QUEUES) == ["mail", "webhooks", "campaigns", "default"]
 
 
 def test_worker_command_refuses_an_unknown_queue(runner):

@@ -14,7 +14,7 @@ import core.db
 
 # revision identifiers, used by Alembic.
 revision = '0018_surveys'
-down_revision = '0016_dialog'
+down_revision = '0017_webhooks'
 branch_labels = None
 depends_on = None
 
