@@ -15,6 +15,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from core import events
 from core.accounts import record_audit
 from core.db import utcnow
 from core.errors import NotFound
@@ -103,6 +104,9 @@ def _check_due(post_id: int) -> bool:
                              .values(due_at=now, deadline_at=deadline)
                              .execution_options(synchronize_session=False)).rowcount
     if won:
+        topic_id = db.session.scalar(sa.select(Post.topic_id).where(Post.id == post_id))
+        events.emit("dialog.post_due", {"post_id": post_id, "topic_id": topic_id, "backers": backers,
+                                        "deadline_at": deadline.isoformat() if deadline else None}, occurred_at=now)
         record_audit("dialog.post.due", actor_type="system", actor_label="dialog", object_type="dialog_post",
                      object_id=post_id, detail={"threshold": threshold, "deadline_days": days})
     return bool(won)

@@ -14,6 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core import events
 from core.db import BigIntPK, str_enum, utcnow
 from core.extensions import db
 
@@ -186,3 +187,12 @@ class DigestSubscription(db.Model):
                                               primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_sent_at: Mapped[datetime | None]
+
+
+# The dialog's webhook event types (issue 16), known wherever the models are (wsgi.MODEL_MODULES).
+events.register_type("dialog.post_published", "A dialog post was published: supporters of its topic can back it.",
+                     {"post_id": 12, "topic_id": 3, "status": "published", "backers": 0})
+events.register_type("dialog.post_answered", "The company answered a dialog post; its author and backers are told.",
+                     {"post_id": 12, "topic_id": 3, "status": "answered", "backers": 250})
+events.register_type("dialog.post_due", "A dialog post reached its topic's backer threshold: an answer is owed.",
+                     {"post_id": 12, "topic_id": 3, "backers": 100, "deadline_at": "2026-12-31T12:00:00Z"})

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from core import events
 from core.accounts import AdminUser
 from core.db import utcnow
 from core.errors import NotFound
@@ -30,6 +31,9 @@ from dialog.rules import (
 
 NOTICE_FOR = {PostStatus.PUBLISHED: NoticeKind.PUBLISHED, PostStatus.REJECTED: NoticeKind.REJECTED,
               PostStatus.ANSWERED: NoticeKind.ANSWER, PostStatus.DECLINED: NoticeKind.ANSWER}
+
+
+WEBHOOK_EVENTS = {PostStatus.PUBLISHED: "dialog.post_published", PostStatus.ANSWERED: "dialog.post_answered"}
 
 
 def get_post(post_id: int) -> Post:
@@ -82,6 +86,9 @@ def change_status(post: Post, target: PostStatus, *, reason: str | None = None, 
     kind = NOTICE_FOR.get(target)
     if kind is not None:
         notices.queue_notices(post, kind)
+    if target in WEBHOOK_EVENTS:  # in the same transaction as the change (core.events is the outbox)
+        events.emit(WEBHOOK_EVENTS[target], {"post_id": post.id, "topic_id": post.topic_id, "status": target.value,
+                                             "backers": post.backers}, post.supporter_id, occurred_at=now)
     if record is not None:
         record()
     db.session.commit()

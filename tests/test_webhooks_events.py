@@ -105,3 +105,28 @@ def test_a_bounce_and_a_complaint_emit_delivery_events_once(app, db, smtp_sink):
         ("delivery.bounced", gone.id, {"campaign_id": campaign.id, "delivery_id": delivery[gone.id], "hard": True}),
         ("delivery.complained", complainer.id, {"campaign_id": campaign.id, "delivery_id": delivery[complainer.id]}),
     ]
+
+
+def test_dialog_posts_emit_published_due_and_answered_with_ids_only(app, db):
+    from tests.api_support import ApiCaller
+    from tests.dialog_helpers import make_topic, post_for, set_status
+
+    api = ApiCaller(app, db)
+    author, fan = make_supporter("author@example.org"), make_supporter("fan@example.org")
+    listen(db, ("dialog.post_published", "dialog.post_due", "dialog.post_answered"))
+    topic = make_topic(api, answer_threshold=1, answer_deadline_days=7)
+    post = post_for(api, author.id, topic["id"])
+    set_status(api, post["id"], "published")
+    assert api.post(f"/dialog/posts/{post['id']}/backings", json={"supporter_id": fan.id},
+                    role="manager").status_code in (200, 201)
+    set_status(api, post["id"], "under_review")
+    set_status(api, post["id"], "answered", answer="We open on Saturdays from May.")
+    got = emitted(db)
+    assert [t for t, _s, _d in got] == ["dialog.post_published", "dialog.post_due", "dialog.post_answered"]
+    published, due, answered = (d for _t, _s, d in got)
+    assert published == {"post_id": post["id"], "topic_id": topic["id"], "status": "published", "backers": 0}
+    assert due["post_id"] == post["id"] and due["backers"] == 1 and due["deadline_at"]
+    assert answered["status"] == "answered" and answered["backers"] == 1
+    # Ids, never the text or who wrote it: the author is linked only for erasure and data access.
+    assert [s for _t, s, _d in got] == [author.id, None, author.id]
+    assert "Saturdays" not in json.dumps([d for _t, _s, d in got])
