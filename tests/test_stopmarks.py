@@ -52,6 +52,30 @@ def test_a_sender_notices_when_redis_lost_the_markers(app, db):
     assert check.stopped(1) is None
 
 
+def test_an_asked_check_answers_like_stopped_and_gives_its_connection_back(app, db):
+    """`ask()` (the engine's overlapped check) answers what `stopped()` would, and reading the
+    answer returns the connection to the pool, also when it raises MarkersLost."""
+    redis = app.extensions["redis"]
+    pool = redis.connection_pool
+    check = StopCheck(redis)
+    check.begin()
+    stopmarks.stop(7, "unsubscribed")
+    db.session.commit()
+    pending = check.ask(7)
+    other = check.ask(9)  # two checks in flight at once, on two pooled connections
+    assert pending() == "unsubscribed" and other() is None
+    stopmarks.stop(8, "paused")
+    db.session.commit()
+    assert check.ask(8)() == "paused"
+    redis.flushdb()
+    lost = check.ask(7)
+    with pytest.raises(MarkersLost):
+        lost()
+    assert len(pool._in_use_connections) == 0  # every asked connection went back
+    check.begin()
+    assert check.ask(7)() is None
+
+
 def test_an_unsubscribe_stops_mail_the_engine_had_already_read_as_active(app, db, smtp_sink, monkeypatch):
     add_supporters(db, 5)
     campaign_id = make_campaign().id
