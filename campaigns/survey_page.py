@@ -57,11 +57,11 @@ def context(ctx: ActContext, lang: str, extra: dict[str, Any]) -> dict[str, Any]
         "closes": closes.strftime("%Y-%m-%d %H:%M UTC") if closes else None,
     }
     if extra.get("done"):
+        unhappy = response is not None and may_ask_reply(ctx, answers)
         out.update(thank_you=_in(cfg.get("thank_you"), lang, fallback) if cfg.get("thank_you") else None,
-                   may_ask_reply=response is not None and may_ask_reply(ctx, answers),
+                   may_ask_reply=unhappy,
                    # The same people may raise it in the dialog instead (issue 14), where others can back it.
-                   dialog_url=links.dialog_url(ctx.supporter.id) if response is not None and may_ask_reply(ctx, answers)
-                   else None,
+                   dialog_url=links.dialog_url(ctx.supporter.id) if unhappy else None,
                    reply_requested=response is not None and response.reply_requested_at is not None,
                    review_invite=_review_invite(ctx, lang, fallback) if response is not None else None)
     db.session.commit()
