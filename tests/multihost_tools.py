@@ -75,11 +75,19 @@ def join(base: str, count: int, prefix: str) -> None:
     results = []
     for i in range(count):
         session = requests.Session()
-        page = session.get(f"{base}/join", timeout=30)
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-        response = session.post(f"{base}/join", timeout=30, data={
-            "email": f"{prefix}{i}@example.org", "name": f"Fan Nummer {i} ü", "kind": "fan", "language": "de",
-            "consent": "y", "csrf_token": csrf})
+        deadline = time.monotonic() + 60
+        while True:  # a web host still starting answers 503 through haproxy: the request never reached us
+            page = session.get(f"{base}/join", timeout=30)
+            found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            if found or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        data = {"email": f"{prefix}{i}@example.org", "name": f"Fan Nummer {i} ü", "kind": "fan",
+                "language": "de", "consent": "y", "csrf_token": found.group(1)}
+        response = session.post(f"{base}/join", timeout=30, data=data)
+        while response.status_code == 503 and time.monotonic() < deadline:  # haproxy: no backend took it
+            time.sleep(0.5)
+            response = session.post(f"{base}/join", timeout=30, data=data)
         results.append({"status": response.status_code, "request_id": response.headers.get("X-Request-ID")})
     print(json.dumps(results))
 
