@@ -5,11 +5,11 @@
 Runs, in one go, on a throw-away PostgreSQL + redis-server and an aiosmtpd sink (its own process)
 on loopback:
   engine     launch → last message accepted: `flask worker` processes, deliveries in PostgreSQL
-  smtplib    the same messages, built the same way (same compiled template with the layout and
-             footer, same signed links, same headers),
-             one process per worker, each over one persistent smtplib connection
+  smtplib    the same messages, built by the engine's own code (campaigns.compose.Composer of the
+             same campaign: the layout and footer, the signed links, the same headers), one
+             process per worker, each over one persistent smtplib connection
   protocol   pre-built bytes over the same number of connections (the protocol-only rate)
-Targets: engine ≥ 0.7 × smtplib and ≥ 0.5 × protocol.
+Targets (issues 12 and 18): engine ≥ 0.77 × smtplib and ≥ 0.5 × protocol.
 """
 
 from __future__ import annotations
@@ -31,52 +31,44 @@ BODY = ("Hello {{first_name}},\n\nwe opened a new shop in **Berlin** and wanted 
 SUBJECT = "News for you, {{first_name}}"
 
 
-def _client(settings, smtp_port, people, prebuilt, ready, go, done):
-    """One baseline sender: build (unless prebuilt) and send over one persistent connection."""
-    from campaigns.layout import campaign_headers, campaign_layout, consent_date
-    from campaigns.render import CompiledContent, message_id
-    from core.org_settings import current_org
-    from supporters.links import preferences_url, unsubscribe_headers
+def _client(settings, smtp_port, campaign_id, people, prebuilt, ready, go, done):
+    """One baseline sender: build (unless prebuilt) and send over one persistent connection.
+
+    The messages are the engine's own: `campaigns.compose.Composer` of the same campaign (the layout
+    with its footer, the signed unsubscribe, preferences and dialog links, the stream headers)."""
+    from campaigns.compose import Composer
+    from campaigns.models import Campaign
+    from core.extensions import db
     from wsgi import create_app
 
     app = create_app(settings)
     with app.app_context():
-        # The engine's messages: the shared layout with its footer, the campaign stream's headers.
-        org = current_org()
-        content = CompiledContent.compile(org.campaign_sender, SUBJECT, BODY, None, campaign_layout(org, "en"))
-        stream = campaign_headers(org.campaign_sender, org)
-        consented = consent_date(date.today(), "en")
+        composer = Composer.for_campaign(db.session.get(Campaign, campaign_id))
+        db.session.remove()
+        consented = date.today()
         smtp = smtplib.SMTP("127.0.0.1", smtp_port)
         fixed = None
         if prebuilt:
             sid, email, name = people[0]
-            headers = {**stream, **unsubscribe_headers(sid)}
-            fixed = content.message(email, message_id(sid, 1, content.domain),
-                                    {"first_name": name.split(" ")[0], "preferences_url": preferences_url(sid),
-                                     "unsubscribe_url": headers["List-Unsubscribe"][1:-1],
-                                     "consent_date": consented}, headers)
+            content, fixed = composer.message(sid, sid, email, name, "en", consented)
         ready.put(1)
         go.wait()
         for sid, email, name in people:
             if fixed is not None:
                 smtp.sendmail(content.envelope_from, [email], fixed)
                 continue
-            headers = {**stream, **unsubscribe_headers(sid)}
-            data = content.message(email, message_id(sid, 1, content.domain),
-                                   {"first_name": name.split(" ")[0], "preferences_url": preferences_url(sid),
-                                    "unsubscribe_url": headers["List-Unsubscribe"][1:-1],
-                                    "consent_date": consented}, headers)
+            content, data = composer.message(sid, sid, email, name, "en", consented)
             smtp.sendmail(content.envelope_from, [email], data)
         smtp.quit()
         done.put(1)
 
 
-def baseline(settings, people, workers: int, prebuilt: bool) -> float:
+def baseline(settings, campaign_id: int, people, workers: int, prebuilt: bool) -> float:
     sink = EngineSink()
     ctx = mp.get_context("spawn")
     ready, done, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     share = [people[i::workers] for i in range(workers)]
-    procs = [ctx.Process(target=_client, args=(settings, sink.port, part, prebuilt, ready, go, done)) for part in share]
+    procs = [ctx.Process(target=_client, args=(settings, sink.port, campaign_id, part, prebuilt, ready, go, done)) for part in share]
     for p in procs:
         p.start()
     for _ in procs:
@@ -90,7 +82,7 @@ def baseline(settings, people, workers: int, prebuilt: bool) -> float:
     return len(people) / (last - started)
 
 
-def engine(settings, app, rows: int, workers: int) -> tuple[float, float]:
+def engine(settings, app, rows: int, workers: int) -> tuple[float, float, int]:
     from rq import Worker
 
     from campaigns import services
@@ -111,17 +103,18 @@ def engine(settings, app, rows: int, workers: int) -> tuple[float, float]:
                     raise SystemExit("the workers did not start")
                 time.sleep(0.1)
             started = time.time()
-            result = services.launch(campaign.id)
+            campaign_id = campaign.id
+            result = services.launch(campaign_id)
             launch_seconds = time.time() - started
             assert result["queued"] == rows, result
             last = sink.wait_for(rows, timeout=1200)
             deadline = time.monotonic() + 60
-            while services.stats(campaign.id)["status"] != "sent" and time.monotonic() < deadline:
+            while services.stats(campaign_id)["status"] != "sent" and time.monotonic() < deadline:
                 db.session.expire_all()
                 time.sleep(0.2)
-            stats = services.stats(campaign.id)
+            stats = services.stats(campaign_id)
             assert stats["deliveries"]["sent"] == rows, stats
-        return rows / (last - started), launch_seconds
+        return rows / (last - started), launch_seconds, campaign_id
     finally:
         for p in procs:
             p.terminate()
@@ -148,13 +141,13 @@ def main() -> None:
             people = [tuple(r) for r in db.session.execute(
                 sa.select(Supporter.id, Supporter.email, Supporter.name).order_by(Supporter.id))]
             db.session.remove()
-        rate_engine, launch_seconds = engine(settings, app, args.rows, args.workers)
+        rate_engine, launch_seconds, campaign_id = engine(settings, app, args.rows, args.workers)
         print(f"engine    {rate_engine:8.0f} msgs/s  (launch call {launch_seconds:.2f} s)", flush=True)
-        rate_smtplib = baseline(settings, people, args.workers, prebuilt=False)
+        rate_smtplib = baseline(settings, campaign_id, people, args.workers, prebuilt=False)
         print(f"smtplib   {rate_smtplib:8.0f} msgs/s  (same messages, {args.workers} persistent connections)", flush=True)
-        rate_protocol = baseline(settings, people, args.workers, prebuilt=True)
+        rate_protocol = baseline(settings, campaign_id, people, args.workers, prebuilt=True)
         print(f"protocol  {rate_protocol:8.0f} msgs/s  (pre-built bytes, {args.workers} connections)", flush=True)
-    print(f"engine / smtplib  = {rate_engine / rate_smtplib:.2f}  (target ≥ 0.7)")
+    print(f"engine / smtplib  = {rate_engine / rate_smtplib:.2f}  (target ≥ 0.77)")
     print(f"engine / protocol = {rate_engine / rate_protocol:.2f}  (target ≥ 0.5)")
 
 

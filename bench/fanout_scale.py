@@ -131,7 +131,7 @@ def main() -> None:
         print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
         rates = {}
         for n in args.workers:
-            rate, launch_seconds = engine(settings, app, args.rows, n)
+            rate, launch_seconds, _ = engine(settings, app, args.rows, n)
             rates[n] = rate
             print(f"workers {n}: {rate:8.0f} msgs/s  ({rate / rates[args.workers[0]]:.2f}x of {args.workers[0]}; "
                   f"launch {launch_seconds:.2f} s; load {os.getloadavg()[0]:.1f})", flush=True)

@@ -6,13 +6,16 @@ both, so neither has to import the other.
 
 from __future__ import annotations
 
-from campaigns.layout import campaign_headers, campaign_layout, campaign_sender
-from campaigns.models import Campaign
-from campaigns.render import CompiledContent
-from campaigns.tracking import action_url, campaign_links
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from campaigns.layout import campaign_headers, campaign_layout, campaign_sender, consent_date
+from campaigns.models import Campaign, CampaignKind
+from campaigns.render import CompiledContent, message_id
+from campaigns.tracking import action_url, campaign_links, link_values
 from core.headers import defuse
 from core.org_settings import current_org
-from supporters.links import preferences_url
+from supporters.links import dialog_url, preferences_url, unsubscribe_headers
 
 
 def compile_contents(campaign: Campaign) -> dict[str, CompiledContent]:
@@ -48,3 +51,36 @@ def placeholder_values(used: set[str], supporter_id: int, name: str | None, unsu
         # Kinds with an action page (share/review/vote) point this at /act/<token> (campaigns.web).
         values["action_url"] = action_url(delivery_id) if action_page else preferences_url(supporter_id)
     return values
+
+
+@dataclass(frozen=True)
+class Composer:
+    """Everything one campaign's mails share, compiled once; `message()` builds one delivery's bytes.
+
+    The engine sends what this builds, and `bench.fanout`'s baselines send the same bytes.
+    """
+
+    campaign_id: int
+    contents: dict[str, CompiledContent]
+    stream: dict[str, str]  # List-Id, Reply-To
+    used: frozenset[str]
+    action_page: bool
+
+    @classmethod
+    def for_campaign(cls, campaign: Campaign) -> Composer:
+        contents = compile_contents(campaign)
+        return cls(campaign.id, contents, stream_headers(campaign), frozenset(used_placeholders(contents)),
+                   campaign.kind != CampaignKind.ANNOUNCEMENT)
+
+    def message(self, delivery_id: int, supporter_id: int, email: str, name: str | None, language: str,
+                consented_at: datetime | date | str | None) -> tuple[CompiledContent, bytes]:
+        """The content used and the finished message (raises core.addresses.InvalidAddress)."""
+        content = self.contents[language]
+        headers = {**self.stream, **unsubscribe_headers(supporter_id)}
+        values = placeholder_values(self.used, supporter_id, name, headers["List-Unsubscribe"][1:-1],
+                                    delivery_id, self.action_page)
+        values["consent_date"] = consent_date(consented_at, language)
+        values["dialog_url"] = dialog_url(supporter_id)
+        values.update(link_values(delivery_id, content.slots))
+        return content, content.message(email, message_id(delivery_id, self.campaign_id, content.domain), values,
+                                        headers)

@@ -24,9 +24,8 @@ import sqlalchemy as sa
 from flask import current_app
 
 from campaigns.audience import default_asks
-from campaigns.compose import compile_contents, placeholder_values, stream_headers, used_placeholders
-from campaigns.layout import consent_date
-from campaigns.models import Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus
+from campaigns.compose import Composer
+from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from campaigns.outcomes import (
     SENT,
     Checkpoint,
@@ -42,9 +41,7 @@ from campaigns.outcomes import (
     renew_lease,
 )
 from campaigns.recipients import STOP_SKIPS, Recipient, SendChecks, decide, load_recipients
-from campaigns.render import message_id
 from campaigns.states import transition
-from campaigns.tracking import link_values
 from core import verp
 from core.addresses import InvalidAddress
 from core.db import utcnow
@@ -56,7 +53,6 @@ from core.queues import job
 from core.redis import get_redis
 from core.stopmarks import MarkersLost, StopCheck
 from core.throttle import Throttle
-from supporters.links import dialog_url, unsubscribe_headers
 
 BATCH_SIZE = 200  # deliveries per RQ job (MEASURED.md: one job per mail caps a send at ~250/s)
 FLUSH_EVERY = 50  # record outcomes after this many sends (bounds the duplicate window)
@@ -143,13 +139,10 @@ class _Sender:
 
     def __init__(self, campaign: Campaign):
         self.campaign_id = campaign.id
-        self.contents = compile_contents(campaign)
-        self.used = used_placeholders(self.contents)
-        self.stream = stream_headers(campaign)  # List-Id, Reply-To
-        self.languages = frozenset(self.contents)
+        self.composer = Composer.for_campaign(campaign)
+        self.languages = frozenset(self.composer.contents)
         self.rate_per_minute = campaign.rate_per_minute
         self.quiet_hours = campaign.respect_quiet_hours
-        self.action_page = campaign.kind != CampaignKind.ANNOUNCEMENT
         db.session.commit()
         config = current_app.config
         self.lease = config["CAMPAIGN_LEASE_SECONDS"]
@@ -234,18 +227,11 @@ class _Sender:
 
     def send(self, r: Recipient) -> Outcome:
         """Render and send one message: sent, failed (a permanent refusal suppresses) or retried later."""
-        content = self.contents[r.language]
-        headers = {**self.stream, **unsubscribe_headers(r.supporter_id)}
-        values = placeholder_values(self.used, r.supporter_id, r.name, headers["List-Unsubscribe"][1:-1],
-                                    r.delivery_id, self.action_page)
-        values["consent_date"] = consent_date(r.consented_at, r.language)
-        values["dialog_url"] = dialog_url(r.supporter_id)
-        values.update(link_values(r.delivery_id, content.slots))
         self.stopped_by = None
         try:
             try:
-                data = content.message(r.email, message_id(r.delivery_id, self.campaign_id, content.domain), values,
-                                       headers)
+                content, data = self.composer.message(r.delivery_id, r.supporter_id, r.email, r.name, r.language,
+                                                      r.consented_at)
             except InvalidAddress as exc:  # a stored address that bypassed the edge: this delivery only
                 raise PermanentMailError(str(exc), reason="invalid_address") from None
             envelope_from = self.return_path("d", r.delivery_id) if self.return_path else content.envelope_from
