@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from flask import current_app
+
 from campaigns.layout import campaign_headers, campaign_layout, campaign_sender, consent_date
-from campaigns.models import Campaign, CampaignKind
+from campaigns.models import Campaign, CampaignKind, CampaignStatus
 from campaigns.render import CompiledContent, message_id
 from campaigns.tracking import action_url, campaign_links, link_values
+from core.extensions import db
 from core.headers import defuse
-from core.org_settings import current_org
+from core.org_settings import current_org, stored
 from supporters.links import dialog_url, preferences_url, unsubscribe_headers
 
 
@@ -84,3 +87,27 @@ class Composer:
         values.update(link_values(delivery_id, content.slots))
         return content, content.message(email, message_id(delivery_id, self.campaign_id, content.domain), values,
                                         headers)
+
+
+_COMPOSERS: dict[tuple, Composer] = {}
+_COMPOSERS_MAX = 32
+
+
+def composer_for(campaign: Campaign) -> Composer:
+    """The campaign's Composer, compiled once per process (every batch job used to compile it again).
+
+    Contents can only change while a campaign is a draft, so a launched campaign's compiled form
+    is keyed by what else goes into it: the organisation settings (name, address, sender… and
+    their `updated_at`) and the configuration; a settings change is picked up by the next job.
+    """
+    if campaign.status == CampaignStatus.DRAFT:
+        return Composer.for_campaign(campaign)
+    config = current_app.config
+    key = (str(db.engine.url), campaign.id, campaign.created_at, campaign.launched_at, campaign.sender,
+           campaign.kind, tuple(sorted(stored().items())), config["PUBLIC_BASE_URL"], config["MAIL_FROM"])
+    composer = _COMPOSERS.get(key)
+    if composer is None:
+        if len(_COMPOSERS) >= _COMPOSERS_MAX:
+            _COMPOSERS.clear()
+        composer = _COMPOSERS[key] = Composer.for_campaign(campaign)
+    return composer

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from campaigns.audience import default_asks
-from campaigns.compose import Composer
+from campaigns.compose import composer_for
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from campaigns.outcomes import (
     SENT,
@@ -139,7 +139,7 @@ class _Sender:
 
     def __init__(self, campaign: Campaign):
         self.campaign_id = campaign.id
-        self.composer = Composer.for_campaign(campaign)
+        self.composer = composer_for(campaign)
         self.languages = frozenset(self.composer.contents)
         self.rate_per_minute = campaign.rate_per_minute
         self.quiet_hours = campaign.respect_quiet_hours

@@ -190,7 +190,7 @@ class CompiledContent:
 
     @classmethod
     def compile(cls, sender: str, subject: str, body: str, links: dict[str, str] | None = None,
-                language: str = "en", layout: Layout | None = None) -> CompiledContent:
+                *, language: str = "en", layout: Layout | None = None) -> CompiledContent:
         """`links` maps each URL to track to its slot name: those links in the body are rewritten.
         `layout` wraps the body (campaigns.layout: the frame and the footer, with slots of its own)."""
         check_placeholders({"subject": subject, "body": body})

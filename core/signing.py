@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 from functools import lru_cache
 from typing import Any
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
+from itsdangerous.serializer import Serializer
+from itsdangerous.timed import TimestampSigner
 
 
 class InvalidToken(Exception):
@@ -21,6 +25,47 @@ class ExpiredToken(InvalidToken):
         self.payload = payload
 
 
+SHORT_PAYLOAD = 48  # bytes of JSON below which zlib is not even tried
+
+
+class _LinkSigner(TimestampSigner):
+    """The same signature, with the derived key computed once and the one-shot C HMAC."""
+
+    def get_signature(self, value: str | bytes) -> bytes:
+        key = self.__dict__.get("_key")
+        if key is None:
+            key = self.__dict__["_key"] = self.derive_key()
+        return base64_encode(hmac.digest(key, value.encode() if isinstance(value, str) else value,
+                                         self.digest_method))
+
+
+class _LinkSerializer(URLSafeTimedSerializer):
+    """itsdangerous' URL-safe timed serializer, the same token format, two costs fewer per token.
+
+    - A link's payload is a few ids (`{"s": 123456}`): the URL-safe mixin zlib-compresses every
+      payload and keeps the result only when shorter, which for so few bytes it never is, and the
+      attempt is ~40 % of a token's cost. Short payloads skip it; `loads` reads both forms.
+    - One signer per serializer instead of a new one per token (the salt never varies here),
+      which derives its key once.
+    """
+
+    default_signer = _LinkSigner
+
+    def dump_payload(self, obj: Any) -> bytes:
+        json = Serializer.dump_payload(self, obj)
+        if len(json) >= SHORT_PAYLOAD:
+            return super().dump_payload(obj)
+        return base64_encode(json)
+
+    def make_signer(self, salt: str | bytes | None = None):
+        if salt is not None and salt != self.salt:
+            return super().make_signer(salt)
+        signer = self.__dict__.get("_signer")
+        if signer is None:
+            signer = self.__dict__["_signer"] = super().make_signer(None)
+        return signer
+
+
 def _serializer(purpose: str) -> URLSafeTimedSerializer:
     return _cached_serializer(current_app.config["SECRET_KEY"], purpose)
 
@@ -29,7 +74,7 @@ def _serializer(purpose: str) -> URLSafeTimedSerializer:
 def _cached_serializer(secret_key: str | bytes, purpose: str) -> URLSafeTimedSerializer:
     # The purpose is the salt: a token made for "unsubscribe" never verifies as "confirm". One
     # serializer per key and purpose (a mail carries two tokens; building them costs ~15 %).
-    return URLSafeTimedSerializer(secret_key, salt=f"supporters/{purpose}")
+    return _LinkSerializer(secret_key, salt=f"supporters/{purpose}")
 
 
 def make_token(purpose: str, payload: Any) -> str:
