@@ -228,3 +228,41 @@ def test_a_supporters_own_changes_on_the_pages_are_audited_without_their_text(ap
     assert db.session.scalars(sa.select(AuditEvent.actor_id).where(
         AuditEvent.actor_type == "supporter", AuditEvent.action.in_(("dialog.post.back", "dialog.post.unback")))
     ).all() == [None, None]
+
+
+def test_two_running_workers_send_a_due_digest_by_themselves_once(app, client, db, api, smtp_sink, subprocess_env):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from core.queues import get_queue
+
+    reader, author = make_supporter("reader@example.org"), make_supporter("author@example.org")
+    topic = make_topic(api)
+    form_post(client, page_path(reader.id), {"action": "digest_on"})
+    post = post_for(api, author.id, topic["id"])
+    set_status(api, post["id"], "published")
+    run_mail_jobs(app)
+    smtp_sink.messages.clear()
+    finished = get_queue("default").finished_job_registry
+    env = {**subprocess_env, "DIALOG_SWEEP_SECONDS": "1"}
+    workers = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "-q", "mail", "-q", "default"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+               for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 90
+        # Wait for several sweeps' digest runs (each interval, one of the two workers queues one).
+        while time.monotonic() < deadline and finished.count < 4:
+            time.sleep(0.3)
+        assert finished.count >= 4
+    finally:
+        for proc in workers:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in workers:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert _recipients(smtp_sink) == ["reader@example.org"]
