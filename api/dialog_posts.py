@@ -182,20 +182,23 @@ def listing_query(topic_id: int, limit: int, cursor: str | None) -> tuple[sa.Sel
     return _NEXT_PAGE, params
 
 
-def _iso(value) -> str | None:
-    return value.isoformat() if value is not None else None
+_PAGE_QUERY = PageQuery()  # loading is stateless: one instance serves every request
+_LISTED_NAMES = tuple(c.name for c in _FIRST_PAGE.selected_columns)
+_LISTED_TIMES = ("created_at", "published_at", "first_response_at", "due_at", "deadline_at", "answered_at")
 
 
 def _dump_listed(row) -> dict:
-    """A row of the listing as PostOut describes it (the same JSON as `_dump`, checked by a test)."""
-    return {"id": row.id, "topic_id": row.topic_id, "kind": row.kind, "status": row.status, "title": row.title,
-            "body": row.body, "status_reason": row.status_reason, "answer": row.answer, "tags": row.tags or [],
-            "priority": row.priority, "owner_id": row.owner_id, "merged_into_id": row.merged_into_id,
-            "backers": row.backers,
-            "author": {"supporter_id": row.supporter_id, "kind": row.author_kind, "show_name": row.show_name},
-            "created_at": _iso(row.created_at), "published_at": _iso(row.published_at),
-            "first_response_at": _iso(row.first_response_at), "due_at": _iso(row.due_at),
-            "deadline_at": _iso(row.deadline_at), "answered_at": _iso(row.answered_at)}
+    """A row of the listing as PostOut describes it (the same JSON as `_dump`, checked by a test),
+    zipped from the row's tuple: a fraction of the cost of 22 attribute lookups per row."""
+    data = dict(zip(_LISTED_NAMES, row, strict=True))
+    data["author"] = {"supporter_id": data.pop("supporter_id"), "kind": data.pop("author_kind"),
+                      "show_name": data.pop("show_name")}
+    data["tags"] = data["tags"] or []
+    for name in _LISTED_TIMES:
+        value = data[name]
+        if value is not None:
+            data[name] = value.isoformat()
+    return data
 
 
 def _encode(backers: int, post_id: int) -> str:
@@ -220,7 +223,7 @@ def _decode(cursor: str) -> tuple[int, int]:
 @require("viewer")
 def list_topic_posts(topic_id: int):
     try:
-        args = load_query(PageQuery())
+        args = load_query(_PAGE_QUERY)
         limit = args["limit"]
         statement, params = listing_query(topic_id, limit + 1, args.get("cursor"))
     except Exception:
