@@ -353,14 +353,16 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         "API_RATE_LIMIT": rate_limit("API_RATE_LIMIT", env.get("API_RATE_LIMIT"), "600 per minute"),
         "ACT_RATE_LIMIT": rate_limit("ACT_RATE_LIMIT", env.get("ACT_RATE_LIMIT"), "30 per minute;300 per hour"),
         # Dialog (docs/dialog.md): per-IP and per-supporter limits on posting and backing (POSTs of the
-        # dialog pages), posts per supporter and day, how long a personal dialog link works, and how
-        # often a subscriber gets the digest.
+        # dialog pages), posts per supporter and day, how long a personal dialog link works, how
+        # often a subscriber gets the digest, and how often the workers' dialog sweeper (one host per
+        # interval) queues due digests, deferred and lost notice mails.
         "DIALOG_RATE_LIMIT": rate_limit("DIALOG_RATE_LIMIT", env.get("DIALOG_RATE_LIMIT"), "20 per minute;200 per hour"),
         "DIALOG_SUPPORTER_RATE_LIMIT": rate_limit("DIALOG_SUPPORTER_RATE_LIMIT", env.get("DIALOG_SUPPORTER_RATE_LIMIT"),
                                                   "10 per minute;100 per hour"),
         "DIALOG_POSTS_PER_DAY": _int("DIALOG_POSTS_PER_DAY", env.get("DIALOG_POSTS_PER_DAY"), 5, minimum=1),
         "DIALOG_LINK_MAX_AGE_DAYS": _int("DIALOG_LINK_MAX_AGE_DAYS", env.get("DIALOG_LINK_MAX_AGE_DAYS"), 180, minimum=1),
         "DIALOG_DIGEST_DAYS": _int("DIALOG_DIGEST_DAYS", env.get("DIALOG_DIGEST_DAYS"), 7, minimum=1),
+        "DIALOG_SWEEP_SECONDS": _int("DIALOG_SWEEP_SECONDS", env.get("DIALOG_SWEEP_SECONDS"), 300, minimum=1),
         # Reverse proxies in front of the app that append X-Forwarded-For/-Proto: with 1 (one proxy)
         # the per-IP limits and the consent ledger see the visitor's address instead of the proxy's.
         # 0 ignores those headers, which anyone can send.

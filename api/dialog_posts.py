@@ -155,14 +155,50 @@ def list_dialog_posts():
     return jsonify(keyset_page(query, Post.id, args, _dump_many))
 
 
-def listing_query(topic_id: int, limit: int, cursor: str | None) -> sa.Select:
-    """A topic's listed posts by backers: plain rows, not ORM objects (a page is read, never changed),
-    seeking in the partial index ix_dialog_posts_listed by the row value (backers, id)."""
-    query = sa.select(*Post.__table__.columns).where(Post.topic_id == topic_id, listed())
-    if cursor:
-        backers, key = _decode(cursor)
-        query = query.where(sa.tuple_(Post.backers, Post.id) < sa.tuple_(backers, key))
-    return query.order_by(Post.backers.desc(), Post.id.desc()).limit(limit)
+def _listing_statement(seek: bool) -> sa.Select:
+    """A topic's listed posts by backers, seeking in the partial index ix_dialog_posts_listed by the
+    row value (backers, id): plain rows, not ORM objects (a page is read, never changed), only the
+    columns the page shows, the two enums as their stored strings."""
+    columns = [sa.type_coerce(c, sa.String()).label(c.name) if c.name in ("kind", "status") else c
+               for c in Post.__table__.columns if c.name not in ("language", "body_hash", "updated_at")]
+    query = sa.select(*columns).where(Post.topic_id == sa.bindparam("topic", type_=Post.topic_id.type), listed())
+    if seek:
+        query = query.where(sa.tuple_(Post.backers, Post.id) < sa.tuple_(
+            sa.bindparam("b", type_=Post.backers.type), sa.bindparam("k", type_=Post.id.type)))
+    return query.order_by(Post.backers.desc(), Post.id.desc()).limit(sa.bindparam("limit", type_=sa.Integer()))
+
+
+# Built once: constructing the statement and computing its cache key on every request cost about
+# as much as running it (bench/dialog.py); with bound parameters both are done once per process.
+_FIRST_PAGE, _NEXT_PAGE = _listing_statement(False), _listing_statement(True)
+
+
+def listing_query(topic_id: int, limit: int, cursor: str | None) -> tuple[sa.Select, dict]:
+    """The listing statement and its parameters, for `connection.execute(*listing_query(...))`."""
+    params = {"topic": topic_id, "limit": limit}
+    if not cursor:
+        return _FIRST_PAGE, params
+    params["b"], params["k"] = _decode(cursor)
+    return _NEXT_PAGE, params
+
+
+_PAGE_QUERY = PageQuery()  # loading is stateless: one instance serves every request
+_LISTED_NAMES = tuple(c.name for c in _FIRST_PAGE.selected_columns)
+_LISTED_TIMES = ("created_at", "published_at", "first_response_at", "due_at", "deadline_at", "answered_at")
+
+
+def _dump_listed(row) -> dict:
+    """A row of the listing as PostOut describes it (the same JSON as `_dump`, checked by a test),
+    zipped from the row's tuple: a fraction of the cost of 22 attribute lookups per row."""
+    data = dict(zip(_LISTED_NAMES, row, strict=True))
+    data["author"] = {"supporter_id": data.pop("supporter_id"), "kind": data.pop("author_kind"),
+                      "show_name": data.pop("show_name")}
+    data["tags"] = data["tags"] or []
+    for name in _LISTED_TIMES:
+        value = data[name]
+        if value is not None:
+            data[name] = value.isoformat()
+    return data
 
 
 def _encode(backers: int, post_id: int) -> str:
@@ -186,13 +222,19 @@ def _decode(cursor: str) -> tuple[int, int]:
      query=PageQuery, response=page_of(PostOut))
 @require("viewer")
 def list_topic_posts(topic_id: int):
-    get_topic(topic_id)
-    args = load_query(PageQuery())
-    limit = args["limit"]
-    rows = db.session.connection().execute(listing_query(topic_id, limit + 1, args.get("cursor"))).all()
+    try:
+        args = load_query(_PAGE_QUERY)
+        limit = args["limit"]
+        statement, params = listing_query(topic_id, limit + 1, args.get("cursor"))
+    except Exception:
+        get_topic(topic_id)  # an unknown topic is a 404 before any problem with the query, as ever
+        raise
+    rows = db.session.connection().execute(statement, params).all()
+    if not rows:
+        get_topic(topic_id)  # rows prove the topic exists; without any, it may not (404)
     more = len(rows) > limit
     rows = rows[:limit]
-    return jsonify({"items": _dump_many(rows),
+    return jsonify({"items": [_dump_listed(r) for r in rows],
                     "next": next_url(_encode(rows[-1].backers, rows[-1].id)) if more else None})
 
 

@@ -99,7 +99,7 @@ def listing(app, repeat: int) -> None:
             assert len(body["items"]) == 50 and body["next"], body
 
             def orm(c=cursor):
-                rows = db.session.connection().execute(listing_query(1, 51, _encode(*c) if c else None)).all()
+                rows = db.session.connection().execute(*listing_query(1, 51, _encode(*c) if c else None)).all()
                 db.session.commit()
                 return rows
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -18,12 +17,13 @@ from flask import Flask, current_app
 
 from campaigns.engine import enqueue_pending
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
-from campaigns.outcomes import DB_DOWN, finish_if_done
+from campaigns.outcomes import finish_if_done
 from campaigns.services import start_scheduled
 from core import metrics
 from core.db import utcnow
 from core.extensions import db
-from core.queues import REDIS_DOWN, get_queue
+from core.periodic import start_locked_loop, try_locked
+from core.queues import get_queue
 from core.redis import get_redis
 
 log = logging.getLogger(__name__)
@@ -100,36 +100,10 @@ def _sweep_confirmations(lease: int) -> int:
 
 def try_sweep(app: Flask) -> dict[str, int] | None:
     """One sweep if no other process swept within the interval (a Redis lock); None if skipped."""
-    interval = app.config["CAMPAIGN_SWEEP_SECONDS"]
-    with app.app_context():
-        try:
-            if not get_redis().set(SWEEP_LOCK, "1", nx=True, ex=interval):
-                return None
-            return sweep()
-        finally:
-            db.session.remove()
+    return try_locked(app, SWEEP_LOCK, app.config["CAMPAIGN_SWEEP_SECONDS"], sweep)
 
 
 def start_sweeper_thread(app: Flask, _worker=None) -> threading.Thread:
     """Sweep every CAMPAIGN_SWEEP_SECONDS next to a worker (registered as a worker_startup hook)."""
-    interval = app.config["CAMPAIGN_SWEEP_SECONDS"]
-
-    def loop() -> None:
-        # The first sweep waits a moment: the worker forks its RQ scheduler right after start-up,
-        # and the fork must not inherit a database connection of ours (see core.cli).
-        time.sleep(max(interval, 3))
-        while True:
-            try:
-                report = try_sweep(app)
-                if report and any(report.values()):
-                    log.info("campaign sweep: %s", report)
-            except (*REDIS_DOWN, *DB_DOWN) as exc:  # a restart: one line, not a traceback per interval
-                log.warning("campaign sweep failed, trying again in %s s: %s", interval,
-                            (str(exc) or repr(exc)).strip().splitlines()[0])
-            except Exception:  # noqa: BLE001 - the sweeper must outlive any hiccup
-                log.exception("campaign sweep failed; trying again in %s s", interval)
-            time.sleep(interval)
-
-    thread = threading.Thread(target=loop, name="campaign-sweeper", daemon=True)
-    thread.start()
-    return thread
+    return start_locked_loop(app, "campaign-sweeper", SWEEP_LOCK, app.config["CAMPAIGN_SWEEP_SECONDS"], sweep,
+                             describe=lambda report: str(report) if any(report.values()) else None)

@@ -95,9 +95,13 @@ def sweep_command() -> None:
 
 @dialog_group.command("digest")
 def digest_command() -> None:
-    """Send the digest to every subscriber whose digest is due (run it daily, e.g. from cron)."""
+    """Send the digest now to every subscriber whose digest is due (the workers do it by themselves)."""
     click.echo(f"Sent {digest.send_digests()} digests.")
 
 
 def init_app(app: Flask) -> None:
+    from dialog.sweeper import start_sweeper_thread
+
     app.cli.add_command(dialog_group)
+    # Due digests and waiting notices go out by themselves: one worker per interval sweeps.
+    app.extensions.setdefault("worker_startup", []).append(start_sweeper_thread)

@@ -4,9 +4,15 @@ The row is written in the transaction that changes the post, so a notice exists 
 change committed, and the unique key makes it at most one per person and kind. `send_notices`
 (mail queue) claims rows one by one with a conditional UPDATE and a lease, re-checks the person
 right before sending, and records the outcome; a job that dies leaves claimed rows whose lease
-expires, and `sweep` (`flask dialog sweep`, e.g. from cron) queues them again.
+expires, and `sweep` (every DIALOG_SWEEP_SECONDS next to the workers, and `flask dialog sweep`)
+queues them again.
 
 Consent rule: a notice goes only to an active, unsuppressed supporter who has not paused mail.
+Right before the SMTP transaction the per-supporter stop marker (core.stopmarks) is checked too,
+like the campaign engine does: once an unsubscribe, pause or erasure is answered, no notice to
+that person starts. A paused person's notice is *deferred*, not skipped: it stays `queued` with
+`lease_until` = the end of the pause (and `error` = "paused"), and the sweep releases it once the
+pause is over (or lifted early, or the person left: then the send-time check skips it).
 The monthly frequency limit (contact fatigue) does not apply: these mails answer what the person
 wrote or backed themselves, and they are not counted against it either.
 """
@@ -27,6 +33,8 @@ from core.extensions import db
 from core.mail import PermanentMailError, TransientMailError, build_message, get_transport
 from core.org_settings import current_org
 from core.queues import job
+from core.redis import get_redis
+from core.stopmarks import MarkersLost, StopCheck
 from dialog.models import Backing, Notice, NoticeKind, NoticeStatus, Post
 from supporters.models import Supporter, SupporterStatus, Suppression, email_hash
 
@@ -77,10 +85,17 @@ def skip_reason(supporter: Supporter | None) -> str | None:
     return None
 
 
+def _waiting(now) -> sa.ColumnElement[bool]:
+    """Queued and not deferred (a deferred row's `lease_until` is the end of the person's pause),
+    or claimed by a sender whose lease ran out."""
+    return sa.or_(sa.and_(Notice.status == NoticeStatus.QUEUED,
+                          sa.or_(Notice.lease_until.is_(None), Notice.lease_until <= now)),
+                  sa.and_(Notice.status == NoticeStatus.SENDING, Notice.lease_until < now))
+
+
 def _claim(notice_id: int) -> bool:
     now = utcnow()
-    claimable = sa.or_(Notice.status == NoticeStatus.QUEUED,
-                       sa.and_(Notice.status == NoticeStatus.SENDING, Notice.lease_until < now))
+    claimable = _waiting(now)
     won = db.session.execute(sa.update(Notice).where(Notice.id == notice_id, claimable)
                              .values(status=NoticeStatus.SENDING, lease_until=now + LEASE,
                                      attempts=Notice.attempts + 1)
@@ -98,15 +113,53 @@ def _finish(notice_id: int, status: NoticeStatus, error: str | None = None) -> N
     db.session.commit()
 
 
+def _put_back(notice_id: int, until=None, error: str | None = None) -> None:
+    """Return a claimed row to the queue without counting the attempt: deferred until `until`
+    (a pause), or at once (the stop markers could not be checked)."""
+    db.session.execute(sa.update(Notice).where(Notice.id == notice_id)
+                       .values(status=NoticeStatus.QUEUED, lease_until=until, error=error,
+                               attempts=sa.case((Notice.attempts > 0, Notice.attempts - 1), else_=0))
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+def stop_reason(stops: StopCheck, supporter: Supporter) -> str | None:
+    """Right before sending: the person's stop marker, confirmed against the database (the
+    withdrawal committed before its marker was written, so the row says what and until when).
+    Redis errors propagate: a sender that cannot check does not send."""
+    try:
+        marker = stops.stopped(supporter.id)
+    except MarkersLost:  # Redis lost its data: the database alone decides, then watch again
+        stops.begin()
+        db.session.refresh(supporter)
+        return skip_reason(supporter)
+    if marker is None:
+        return None
+    db.session.refresh(supporter)
+    return skip_reason(supporter) or marker
+
+
+def _defer_until(supporter: Supporter):
+    """The end of the person's pause (a marker may say "paused" a moment before the row does)."""
+    now = utcnow()
+    return supporter.paused_until if supporter.paused_until and supporter.paused_until > now \
+        else now + timedelta(seconds=RETRY_SECONDS)
+
+
 @job("mail", job_timeout=600)
 def send_notices(post_id: int, kind: str) -> int:
     """Send the queued notices of one post and kind; safe to run twice (returns how many went out)."""
     from dialog import mails
 
     notice_kind = NoticeKind(kind)
+    stops = StopCheck(get_redis())
+    try:
+        stops.begin()  # before reading the supporters: markers lost after this are noticed
+    except redis.exceptions.RedisError as exc:  # the rows stay queued; the sweep queues them again
+        log.warning("dialog notices for post %s not sent: stop markers unreadable (%s)", post_id, exc)
+        return 0
     ids = list(db.session.scalars(sa.select(Notice.id).where(
-        Notice.post_id == post_id, Notice.kind == notice_kind,
-        Notice.status.in_((NoticeStatus.QUEUED, NoticeStatus.SENDING))).order_by(Notice.id)))
+        Notice.post_id == post_id, Notice.kind == notice_kind, _waiting(utcnow())).order_by(Notice.id)))
     db.session.commit()
     sent, retry = 0, False
     for notice_id in ids:
@@ -115,12 +168,21 @@ def send_notices(post_id: int, kind: str) -> int:
         notice = db.session.get(Notice, notice_id)
         post = db.session.get(Post, post_id)
         supporter = db.session.get(Supporter, notice.supporter_id)
-        reason = skip_reason(supporter)
-        if reason or post is None:
-            _finish(notice_id, NoticeStatus.SKIPPED, reason or "post_gone")
+        reason = skip_reason(supporter) if post is not None else "post_gone"
+        try:
+            message = None if reason else mails.notice_mail(supporter, post, notice_kind)
+            reason = reason or stop_reason(stops, supporter)
+        except redis.exceptions.RedisError as exc:
+            log.warning("dialog notice %s not sent: stop markers unreadable (%s)", notice_id, exc)
+            _put_back(notice_id)
+            break
+        if reason == "paused":
+            _put_back(notice_id, until=_defer_until(supporter), error="paused")
+            continue
+        if reason:
+            _finish(notice_id, NoticeStatus.SKIPPED, reason)
             continue
         try:
-            message = mails.notice_mail(supporter, post, notice_kind)
             mails.send(supporter, message, current_org())
         except PermanentMailError as exc:
             _finish(notice_id, NoticeStatus.FAILED, f"{exc.reason}: {exc}" if exc.reason else str(exc))
@@ -140,12 +202,20 @@ def send_notices(post_id: int, kind: str) -> int:
     return sent
 
 
-def sweep() -> int:
-    """Queue the job again for every (post, kind) with notices waiting or abandoned; returns how many."""
+def sweep(grace_seconds: float = 0) -> int:
+    """Release deferred notices whose pause is over (or whose person left: the send-time check
+    skips those), then queue the job again for every (post, kind) with notices waiting longer than
+    `grace_seconds` or abandoned; returns how many (post, kind) were queued."""
     now = utcnow()
-    pairs = db.session.execute(sa.select(Notice.post_id, Notice.kind).where(sa.or_(
-        Notice.status == NoticeStatus.QUEUED,
-        sa.and_(Notice.status == NoticeStatus.SENDING, Notice.lease_until < now))).distinct()).all()
+    pause_over = sa.select(Supporter.id).where(sa.or_(
+        Supporter.paused_until.is_(None), Supporter.paused_until <= now, Supporter.status != SupporterStatus.ACTIVE))
+    db.session.execute(sa.update(Notice).where(
+        Notice.status == NoticeStatus.QUEUED, Notice.lease_until > now, Notice.supporter_id.in_(pause_over))
+        .values(lease_until=None).execution_options(synchronize_session=False))
+    db.session.commit()
+    fresh = now - timedelta(seconds=grace_seconds)
+    pairs = db.session.execute(sa.select(Notice.post_id, Notice.kind).where(
+        _waiting(now), sa.or_(Notice.created_at <= fresh, Notice.error.is_not(None))).distinct()).all()
     db.session.commit()
     send_notices.enqueue_many([(post_id, kind.value) for post_id, kind in pairs])
     return len(pairs)

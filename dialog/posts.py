@@ -7,6 +7,7 @@ most DIALOG_POSTS_PER_DAY posts per supporter and day, never the same text twice
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -68,8 +69,10 @@ def validate(data: dict[str, Any]) -> dict[str, Any]:
             "show_name": bool(data.get("show_name"))}
 
 
-def create_post(supporter: Supporter | None, data: dict[str, Any]) -> Post:
-    """Store a new post (status `new`, waiting for moderation) and commit; raises on any rule."""
+def create_post(supporter: Supporter | None, data: dict[str, Any],
+                record: Callable[[Post], None] | None = None) -> Post:
+    """Store a new post (status `new`, waiting for moderation) and commit; raises on any rule.
+    `record(post)` (an audit) runs inside the transaction once the post has its id."""
     clean = validate(data)
     supporter = check_active(supporter)
     topic = get_topic(clean["topic_id"])
@@ -90,6 +93,9 @@ def create_post(supporter: Supporter | None, data: dict[str, Any]) -> Post:
                 title=clean["title"], body=clean["body"], body_hash=digest, status=PostStatus.NEW, backers=0)
     db.session.add(post)
     try:
+        if record is not None:
+            db.session.flush()
+            record(post)
         db.session.commit()
     except IntegrityError:  # the same text from the same person, twice at once: the key decides
         db.session.rollback()
@@ -97,8 +103,9 @@ def create_post(supporter: Supporter | None, data: dict[str, Any]) -> Post:
     return post
 
 
-def withdraw_post(supporter: Supporter, post_id: int) -> Post:
-    """The author takes their post back (while it is not yet answered); commits."""
+def withdraw_post(supporter: Supporter, post_id: int, record: Callable[[], None] | None = None) -> Post:
+    """The author takes their post back (while it is not yet answered); commits. `record` (an
+    audit) runs inside the transaction once the change is certain."""
     post = db.session.get(Post, post_id)
     if post is None or post.supporter_id != supporter.id:
         raise DialogForbidden("not_author", "post_id")
@@ -110,6 +117,8 @@ def withdraw_post(supporter: Supporter, post_id: int) -> Post:
     if not changed:
         db.session.rollback()
         raise DialogConflict("not_withdrawable", "status")
+    if record is not None:
+        record()
     db.session.commit()
     db.session.refresh(post)
     return post

@@ -2,7 +2,9 @@
 
 Erasure keeps the posts and backings and so every count: the author's posts and the person's
 backings lose their `supporter_id` (the link to a person), a post's "show my first name" is
-cleared, and notices and the digest subscription, which only ever concern that person, go.
+cleared, and notices and the digest subscription, which only ever concern that person, go. The
+audit rows of the person's own changes on the dialog pages keep the action and the post but lose
+the supporter's id.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core.accounts import AuditEvent
 from core.extensions import db
 from dialog.models import Backing, DigestSubscription, Notice, Post
 from supporters.privacy import export_section, on_erase
@@ -41,3 +44,6 @@ def erase(supporter) -> None:
                        .execution_options(synchronize_session=False))
     db.session.execute(sa.delete(DigestSubscription).where(DigestSubscription.supporter_id == supporter.id)
                        .execution_options(synchronize_session=False))
+    db.session.execute(sa.update(AuditEvent).where(AuditEvent.actor_type == "supporter",
+                                                   AuditEvent.actor_id == supporter.id)
+                       .values(actor_id=None).execution_options(synchronize_session=False))

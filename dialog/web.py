@@ -5,6 +5,12 @@ preferences page: /dialog/<token> (post, see one's posts, read and back what oth
 No accounts: the signed, purpose-bound token is the credential; the forms carry a CSRF token
 too. GET, HEAD and OPTIONS only show; every change is a POST. Rate limits: per IP
 (DIALOG_RATE_LIMIT) and per supporter (DIALOG_SUPPORTER_RATE_LIMIT) on every POST.
+
+A supporter's own changes (a post submitted or withdrawn, a backing given or withdrawn) are in
+the audit trail like a manager's, written in the same transaction: actor `supporter` with the
+supporter's id, the post as object, `{"via": "page"}` as detail. No text of the post, no
+address, no IP (a supporter's IP is personal data the trail has no use for); erasure removes the
+supporter's id from these rows (dialog.privacy).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from flask import Blueprint, Flask, current_app, g, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import TooManyRequests
 
+from core.accounts import record_audit
 from core.errors import DomainError, NotFound
 from core.extensions import db, limiter
 from core.signing import ExpiredToken, InvalidToken, read_token
@@ -41,6 +48,12 @@ def _supporter_key() -> str:
         return f"dialog-supporter:{int(payload['s'])}"
     except (InvalidToken, TypeError, KeyError, ValueError):
         return "dialog-supporter:invalid"
+
+
+def _audit(action: str, supporter, post_id: int) -> None:
+    """The supporter's own change, in its transaction (see the module docstring)."""
+    record_audit(action, actor_type="supporter", actor_id=supporter.id, object_type="dialog_post",
+                 object_id=post_id, detail={"via": "page"})
 
 
 @bp.before_request
@@ -114,7 +127,7 @@ def home(token: str):
             "kind": request.form.get("kind", ""), "topic_id": raw_topic, "show_name": bool(request.form.get("show_name"))}
     data = {**form, "topic_id": int(raw_topic) if raw_topic.isdigit() and len(raw_topic) < 10 else raw_topic or None}
     try:
-        posts.create_post(supporter, data)
+        posts.create_post(supporter, data, record=lambda post: _audit("dialog.post.create", supporter, post.id))
     except DialogInvalid as exc:
         problems = {field: t(f"dialog.error.{code}", g.lang) for field, code in exc.codes.items()}
         return _home(supporter, token, 422, problems=problems, form=form)
@@ -139,11 +152,13 @@ def post_page(token: str, post_id: int):
         action = request.form.get("action")
         try:
             if action == "back":
-                post = backing.back(supporter, post.id)
+                post = backing.back(supporter, post_id, record=lambda: _audit("dialog.post.back", supporter, post_id))
             elif action == "unback":
-                post = backing.unback(supporter, post.id)
+                post = backing.unback(supporter, post_id,
+                                      record=lambda: _audit("dialog.post.unback", supporter, post_id))
             elif action == "withdraw":
-                post = posts.withdraw_post(supporter, post.id)
+                post = posts.withdraw_post(supporter, post_id,
+                                           record=lambda: _audit("dialog.post.withdraw", supporter, post_id))
                 done = t("dialog.withdrawn", g.lang)
             else:
                 status, message = 422, t("dialog.error.invalid", g.lang)

@@ -245,6 +245,9 @@ def test_the_hand_built_post_json_is_what_the_documented_schema_dumps(api, db):
                 author={"supporter_id": row.supporter_id, "kind": row.author_kind, "show_name": row.show_name})
     assert _dump(row) == PostOut().dump(data)
     assert all(_dump(row)[k] for k in ("due_at", "deadline_at", "answered_at", "published_at"))
+    # The topic's listing builds its items from plain rows: the same JSON again.
+    listed = api.get(f"/dialog/topics/{topic['id']}/posts", role="viewer").get_json()["items"]
+    assert listed == [json.loads(json.dumps(_dump(row)))]
 
 
 def test_eight_simultaneous_identical_posts_store_one(app, api, db):

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import datetime, timedelta
 
 from flask import Flask, current_app
 
 from core.db import utcnow
 from core.extensions import db
-from core.queues import REDIS_DOWN
-from core.redis import get_redis
+from core.periodic import start_locked_loop, try_locked
 from webhooks.dispatch import deliver_endpoint, due_endpoints
 
 log = logging.getLogger(__name__)
@@ -36,33 +34,10 @@ def sweep(now: datetime | None = None, grace_seconds: float | None = None) -> in
 
 
 def try_sweep(app: Flask) -> int | None:
-    interval = app.config["WEBHOOK_SWEEP_SECONDS"]
-    with app.app_context():
-        try:
-            if not get_redis().set(SWEEP_LOCK, "1", nx=True, ex=interval):
-                return None
-            return sweep()
-        finally:
-            db.session.remove()
+    return try_locked(app, SWEEP_LOCK, app.config["WEBHOOK_SWEEP_SECONDS"], sweep)
 
 
 def start_sweeper_thread(app: Flask, _worker=None) -> threading.Thread:
     """Sweep every WEBHOOK_SWEEP_SECONDS next to a worker (a worker_startup hook)."""
-    interval = app.config["WEBHOOK_SWEEP_SECONDS"]
-
-    def loop() -> None:
-        time.sleep(max(interval, 3))  # after the worker forked its scheduler (see core.cli)
-        while True:
-            try:
-                queued = try_sweep(app)
-                if queued:
-                    log.info("webhook sweep: %s endpoints re-dispatched", queued)
-            except REDIS_DOWN as exc:
-                log.warning("webhook sweep failed, trying again in %s s: %s", interval, exc)
-            except Exception:  # noqa: BLE001 - the sweeper must outlive any hiccup
-                log.exception("webhook sweep failed; trying again in %s s", interval)
-            time.sleep(interval)
-
-    thread = threading.Thread(target=loop, name="webhook-sweeper", daemon=True)
-    thread.start()
-    return thread
+    return start_locked_loop(app, "webhook-sweeper", SWEEP_LOCK, app.config["WEBHOOK_SWEEP_SECONDS"], sweep,
+                             describe=lambda queued: f"{queued} endpoints re-dispatched" if queued else None)
