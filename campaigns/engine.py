@@ -41,6 +41,7 @@ from campaigns.outcomes import (
     renew_lease,
 )
 from campaigns.recipients import STOP_SKIPS, Recipient, SendChecks, decide, load_recipients
+from campaigns.render import CompiledContent
 from campaigns.states import transition
 from core import verp
 from core.addresses import InvalidAddress
@@ -110,13 +111,13 @@ def send_range(campaign_id: int, lo: int, hi: int) -> dict[str, int]:
         while stop is None and (claimed := sender.claim(lo, hi)):
             try:
                 recipients, checks = sender.begin_chunk(claimed)
-                for r in recipients:
+                for i, r in enumerate(recipients):
                     # Skipped, deferred (quiet hours, a saturated domain), or None: its turn has come.
                     outcome = decide(r, checks, utcnow()) or sender.wait_turn(r)
                     if outcome is not None:
                         sender.record(r, outcome)
                         continue
-                    sender.record(r, sender.send(r))
+                    sender.record(r, sender.send(r, recipients[i + 1] if i + 1 < len(recipients) else None))
                     sender.after_send()  # a streak of transient errors pauses; checkpoint when due
             except Stop as exc:
                 stop = exc
@@ -140,6 +141,7 @@ class _Sender:
     def __init__(self, campaign: Campaign):
         self.campaign_id = campaign.id
         self.composer = composer_for(campaign)
+        self.ahead: tuple[int, tuple[CompiledContent, bytes]] | None = None  # the next message, built early
         self.languages = frozenset(self.composer.contents)
         self.rate_per_minute = campaign.rate_per_minute
         self.quiet_hours = campaign.respect_quiet_hours
@@ -225,17 +227,19 @@ class _Sender:
             wait, limiting = self.throttle.acquire_or_wait(limits)
         return None
 
-    def send(self, r: Recipient) -> Outcome:
-        """Render and send one message: sent, failed (a permanent refusal suppresses) or retried later."""
+    def send(self, r: Recipient, upcoming: Recipient | None = None) -> Outcome:
+        """Render and send one message: sent, failed (a permanent refusal suppresses) or retried later.
+        `upcoming`'s message is built while the server reads this one (it is only bytes: what may be
+        sent is still decided at its own turn, inside its own transaction)."""
         self.stopped_by = None
         try:
             try:
-                content, data = self.composer.message(r.delivery_id, r.supporter_id, r.email, r.name, r.language,
-                                                      r.consented_at)
+                content, data = self._built(r)
             except InvalidAddress as exc:  # a stored address that bypassed the edge: this delivery only
                 raise PermanentMailError(str(exc), reason="invalid_address") from None
             envelope_from = self.return_path("d", r.delivery_id) if self.return_path else content.envelope_from
-            started = self.transport.send(envelope_from, [r.email], data, started=lambda: self._may_start(r))
+            started = self.transport.send(envelope_from, [r.email], data, started=lambda: self._may_start(r),
+                                          meanwhile=(lambda: self._build_ahead(upcoming)) if upcoming else None)
         except PermanentMailError as exc:
             self.transient_streak = 0
             # Only a refused recipient is suppressed; a message-level failure names its reason.
@@ -249,6 +253,22 @@ class _Sender:
             return self._abandoned()
         self.transient_streak = 0
         return SENT
+
+    def _built(self, r: Recipient) -> tuple[CompiledContent, bytes]:
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead[0] == r.delivery_id:
+            return ahead[1]
+        return self.composer.message(r.delivery_id, r.supporter_id, r.email, r.name, r.language, r.consented_at)
+
+    def _build_ahead(self, r: Recipient) -> None:
+        """Build `r`'s message now (while the SMTP server reads the current one); on any error, at its turn."""
+        self.ahead = None
+        if r.email and r.language in self.languages:
+            try:
+                self.ahead = (r.delivery_id, self.composer.message(r.delivery_id, r.supporter_id, r.email, r.name,
+                                                                   r.language, r.consented_at))
+            except Exception:  # noqa: BLE001 - built again at its turn, where the error counts
+                self.ahead = None
 
     def _may_start(self, r: Recipient) -> bool | Callable[[], bool]:
         """Asked once the SMTP transaction has begun (MAIL FROM accepted): the lease must be ours;

@@ -7,6 +7,7 @@ classified once, here, as `TransientMailError` (retry later) or `PermanentMailEr
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import smtplib
@@ -69,6 +70,8 @@ def wire_envelope(sender: str, recipients: list[str]) -> tuple[str, list[str]]:
 
 # What a transport asks once a transaction has begun: a verdict, or a function that returns it
 # (a check already on its way, answered while the mail server answers RCPT TO).
+log = logging.getLogger(__name__)
+
 Started = Callable[[], "bool | Callable[[], bool]"]
 
 
@@ -78,7 +81,7 @@ def _verdict(answer: bool | Callable[[], bool]) -> bool:
 
 class Transport(Protocol):
     def send(self, sender: str, recipients: list[str], message: bytes,
-             started: Started | None = None) -> bool: ...
+             started: Started | None = None, meanwhile: Callable[[], None] | None = None) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -91,7 +94,7 @@ class FileOutbox:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def send(self, sender: str, recipients: list[str], message: bytes,
-             started: Started | None = None) -> bool:
+             started: Started | None = None, meanwhile: Callable[[], None] | None = None) -> bool:
         if started is not None and not _verdict(started()):
             return False
         sender, recipients = wire_envelope(sender, recipients)
@@ -103,6 +106,8 @@ class FileOutbox:
             fh.write(b"X-Envelope-To: " + ", ".join(recipients).encode() + b"\r\n")
             fh.write(message)
         os.replace(tmp, self.directory / name)
+        if meanwhile is not None:
+            _run_meanwhile(meanwhile)
         return True
 
     def close(self) -> None:
@@ -140,7 +145,7 @@ class SMTPTransport:
         return smtp
 
     def send(self, sender: str, recipients: list[str], message: bytes,
-             started: Started | None = None) -> bool:
+             started: Started | None = None, meanwhile: Callable[[], None] | None = None) -> bool:
         """Send one message in one SMTP transaction and return True, or raise a classified MailError.
 
         `started()`, if given, is asked once the server has accepted MAIL FROM, i.e. once the
@@ -148,6 +153,10 @@ class SMTPTransport:
         checks go there, so a check that passed means the transaction had already started. It may
         return a function instead (a check it has sent off, e.g. to Redis): that is called after
         the RCPT TO round trip, so the two round trips overlap, and still before DATA.
+
+        `meanwhile()`, if given, runs once the message is on the wire, while the server reads it and
+        before its final reply is read: a sender builds its next message there (an error in it is
+        logged and changes nothing about this message).
 
         Whatever goes wrong, the connection is left clean for the next message: a refused
         transaction is reset (RSET), anything unexpected drops the connection. One recipient's bad
@@ -198,6 +207,8 @@ class SMTPTransport:
                 payload += b"\r\n"
             smtp.send(payload + b".\r\n")
             phase = "final reply"
+            if meanwhile is not None:
+                _run_meanwhile(meanwhile)
             code, reply = smtp.getreply()
             if code != 250:
                 if code == 421:  # the server is closing the connection
@@ -268,6 +279,13 @@ class SMTPTransport:
             except (TimeoutError, OSError, smtplib.SMTPException):
                 pass
         self._drop()
+
+
+def _run_meanwhile(meanwhile: Callable[[], None]) -> None:
+    try:
+        meanwhile()
+    except Exception:  # noqa: BLE001 - the message on the wire must not pay for it
+        log.exception("work done while the SMTP server read a message failed")
 
 
 def _mail_from(smtp: smtplib.SMTP, sender: str, options: list[str]) -> tuple[int, bytes]:

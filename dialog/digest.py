@@ -30,7 +30,7 @@ from core.queues import job
 from core.redis import get_redis
 from core.stopmarks import StopCheck
 from dialog.models import DigestSubscription, Post, PostStatus, Topic, Visibility
-from dialog.notices import skip_reason, stop_reason
+from dialog.notices import StopAtStart, skip_reason
 from dialog.posts import check_active, topic_admits
 from supporters.models import Supporter
 
@@ -103,9 +103,9 @@ def send_digests() -> int:
             continue
         try:
             message = mails.digest_mail(supporter, items)
-            reason = stop_reason(stops, supporter)
-            if reason is None:
-                mails.send(supporter, message, current_org())
+            check = StopAtStart(stops, supporter)
+            mails.send(supporter, message, current_org(), started=check)
+            reason = check.reason
         except (MailError, redis.exceptions.RedisError) as exc:  # this person only; the next run tries again
             log.warning("digest for supporter %s not sent: %s", supporter_id, exc)
             db.session.rollback()

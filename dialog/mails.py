@@ -12,7 +12,7 @@ from email.utils import parseaddr
 from flask import render_template
 
 from core import verp
-from core.mail import build_message, get_transport
+from core.mail import Started, build_message, get_transport
 from core.org_settings import Org, current_org
 from dialog import text
 from dialog.i18n import t
@@ -35,9 +35,11 @@ def _build(supporter: Supporter, template: str, subject: str, why_key: str, org:
     return build_message(sender, supporter.email, subject, plain, html, headers=headers)
 
 
-def send(supporter: Supporter, message: bytes, org: Org) -> None:
+def send(supporter: Supporter, message: bytes, org: Org, started: Started | None = None) -> bool:
+    """Send one mail; `started()` is asked once the SMTP transaction has begun (core.mail): False
+    abandons it, and send returns False."""
     sender = verp.return_path("s", supporter.id) or parseaddr(org.transactional_sender)[1]
-    get_transport().send(sender, [supporter.email], message)
+    return get_transport().send(sender, [supporter.email], message, started=started)
 
 
 def notice_mail(supporter: Supporter, post: Post, kind: NoticeKind, org: Org | None = None) -> bytes:

@@ -139,11 +139,31 @@ def stop_reason(stops: StopCheck, supporter: Supporter) -> str | None:
     return skip_reason(supporter) or marker
 
 
+class StopAtStart:
+    """The `started` check of core.mail: the stop marker, read once the SMTP transaction has begun
+    (as the campaign engine does), so no mail starts after an unsubscribe was answered."""
+
+    def __init__(self, stops: StopCheck, supporter: Supporter):
+        self.stops, self.supporter, self.reason = stops, supporter, None
+
+    def __call__(self) -> bool:
+        self.reason = stop_reason(self.stops, self.supporter)
+        return self.reason is None
+
+
 def _defer_until(supporter: Supporter):
     """The end of the person's pause (a marker may say "paused" a moment before the row does)."""
     now = utcnow()
     return supporter.paused_until if supporter.paused_until and supporter.paused_until > now \
         else now + timedelta(seconds=RETRY_SECONDS)
+
+
+def _not_sent(notice_id: int, supporter: Supporter | None, reason: str) -> None:
+    """A pause defers the notice until it ends; any other reason skips it."""
+    if reason == "paused":
+        _put_back(notice_id, until=_defer_until(supporter), error="paused")
+    else:
+        _finish(notice_id, NoticeStatus.SKIPPED, reason)
 
 
 @job("mail", job_timeout=600)
@@ -169,21 +189,19 @@ def send_notices(post_id: int, kind: str) -> int:
         post = db.session.get(Post, post_id)
         supporter = db.session.get(Supporter, notice.supporter_id)
         reason = skip_reason(supporter) if post is not None else "post_gone"
+        if reason:
+            _not_sent(notice_id, supporter, reason)
+            continue
+        message = mails.notice_mail(supporter, post, notice_kind)
+        check = StopAtStart(stops, supporter)
         try:
-            message = None if reason else mails.notice_mail(supporter, post, notice_kind)
-            reason = reason or stop_reason(stops, supporter)
+            if not mails.send(supporter, message, current_org(), started=check):
+                _not_sent(notice_id, supporter, check.reason or "stopped")
+                continue
         except redis.exceptions.RedisError as exc:
             log.warning("dialog notice %s not sent: stop markers unreadable (%s)", notice_id, exc)
             _put_back(notice_id)
             break
-        if reason == "paused":
-            _put_back(notice_id, until=_defer_until(supporter), error="paused")
-            continue
-        if reason:
-            _finish(notice_id, NoticeStatus.SKIPPED, reason)
-            continue
-        try:
-            mails.send(supporter, message, current_org())
         except PermanentMailError as exc:
             _finish(notice_id, NoticeStatus.FAILED, f"{exc.reason}: {exc}" if exc.reason else str(exc))
             continue

@@ -168,3 +168,37 @@ def test_a_message_with_dot_lines_arrives_unchanged(smtp_sink):
     raw = build_message("b@example.com", "a@example.org", "dots", body)
     SMTPTransport("127.0.0.1", smtp_sink.port).send("b@example.com", ["a@example.org"], raw)
     assert smtp_sink.messages[0][2].rstrip(b"\r\n") == raw.rstrip(b"\r\n")
+
+
+def test_meanwhile_runs_while_the_server_reads_and_its_error_changes_nothing(smtp_sink, caplog):
+    """The engine builds its next message in `meanwhile`: after the message is on the wire, before
+    the final reply; an error there is logged, and the message on the wire is still sent."""
+    transport = SMTPTransport("127.0.0.1", smtp_sink.port)
+    seen = []
+
+    def count():
+        seen.append(1)
+
+    def fail():
+        raise RuntimeError("building the next message failed")
+
+    assert transport.send("b@example.com", ["a@example.org"], message(), meanwhile=count) is True
+    assert transport.send("b@example.com", ["c@example.org"], message("c@example.org"), meanwhile=fail) is True
+    # A refused recipient: nothing is on the wire, so nothing runs meanwhile.
+    smtp_sink.handler.rcpt_replies["gone@example.org"] = "550 5.1.1 no such user"
+    with pytest.raises(PermanentMailError):
+        transport.send("b@example.com", ["gone@example.org"], message("gone@example.org"), meanwhile=count)
+    assert transport.send("b@example.com", ["d@example.org"], message("d@example.org")) is True
+    transport.close()
+    assert seen == [1]  # once: for the message that went on the wire
+    assert [to for _f, to, _c in smtp_sink.messages] == [["a@example.org"], ["c@example.org"], ["d@example.org"]]
+    assert smtp_sink.handler.connections == 1  # the failure did not cost the connection
+    assert "building the next message failed" in caplog.text
+
+
+def test_file_outbox_runs_meanwhile_after_writing(tmp_path):
+    outbox = FileOutbox(tmp_path / "outbox")
+    seen = []
+    assert outbox.send("b@example.com", ["a@example.org"], message(),
+                       meanwhile=lambda: seen.append(len(list((tmp_path / "outbox").iterdir())))) is True
+    assert seen == [1]
