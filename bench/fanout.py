@@ -1,6 +1,6 @@
 """Fan-out: an announcement to N supporters through the engine, against plain smtplib loops.
 
-    .venv/bin/python -m bench.fanout [--rows 100000] [--workers 2]
+    .venv/bin/python -m bench.fanout [--rows 100000] [--workers 2] [--repeat 1]
 
 Runs, in one go, on a throw-away PostgreSQL + redis-server and an aiosmtpd sink (its own process)
 on loopback:
@@ -18,6 +18,7 @@ import argparse
 import multiprocessing as mp
 import os
 import smtplib
+import statistics
 import subprocess
 import sys
 import time
@@ -123,12 +124,30 @@ def engine(settings, app, rows: int, workers: int) -> tuple[float, float, int]:
         sink.stop()
 
 
+def _empty_deliveries(app) -> None:
+    """Between rounds: the next campaign starts from no deliveries (no frequency-limit skips)."""
+    import sqlalchemy as sa
+
+    from core.extensions import db
+
+    with app.app_context():
+        db.session.execute(sa.text("TRUNCATE deliveries CASCADE"))  # actions and clicks reference them
+        db.session.commit()
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("VACUUM ANALYZE deliveries"))
+        db.session.remove()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="supporters (default 100,000)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes / connections (default 2)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of engine, smtplib, protocol in turn; the medians of the ratios are reported "
+                             "(default 1; on a machine with noisy neighbours use 3 or more)")
     args = parser.parse_args()
 
+    rounds: list[tuple[float, float, float]] = []
     with engine_servers("fanout") as settings:
         app = engine_app(settings)
         print(f"loading {args.rows:,} supporters … {load_supporters(app, args.rows):.1f} s", flush=True)
@@ -141,14 +160,25 @@ def main() -> None:
             people = [tuple(r) for r in db.session.execute(
                 sa.select(Supporter.id, Supporter.email, Supporter.name).order_by(Supporter.id))]
             db.session.remove()
-        rate_engine, launch_seconds, campaign_id = engine(settings, app, args.rows, args.workers)
-        print(f"engine    {rate_engine:8.0f} msgs/s  (launch call {launch_seconds:.2f} s)", flush=True)
-        rate_smtplib = baseline(settings, campaign_id, people, args.workers, prebuilt=False)
-        print(f"smtplib   {rate_smtplib:8.0f} msgs/s  (same messages, {args.workers} persistent connections)", flush=True)
-        rate_protocol = baseline(settings, campaign_id, people, args.workers, prebuilt=True)
-        print(f"protocol  {rate_protocol:8.0f} msgs/s  (pre-built bytes, {args.workers} connections)", flush=True)
-    print(f"engine / smtplib  = {rate_engine / rate_smtplib:.2f}  (target ≥ 0.77)")
-    print(f"engine / protocol = {rate_engine / rate_protocol:.2f}  (target ≥ 0.5)")
+        for n in range(1, args.repeat + 1):
+            if n > 1:
+                _empty_deliveries(app)
+            rate_engine, launch_seconds, campaign_id = engine(settings, app, args.rows, args.workers)
+            print(f"[{n}] engine    {rate_engine:8.0f} msgs/s  (launch call {launch_seconds:.2f} s)", flush=True)
+            rate_smtplib = baseline(settings, campaign_id, people, args.workers, prebuilt=False)
+            print(f"[{n}] smtplib   {rate_smtplib:8.0f} msgs/s  (same messages, {args.workers} persistent connections)",
+                  flush=True)
+            rate_protocol = baseline(settings, campaign_id, people, args.workers, prebuilt=True)
+            print(f"[{n}] protocol  {rate_protocol:8.0f} msgs/s  (pre-built bytes, {args.workers} connections)",
+                  flush=True)
+            print(f"[{n}] engine / smtplib = {rate_engine / rate_smtplib:.2f}, "
+                  f"engine / protocol = {rate_engine / rate_protocol:.2f}", flush=True)
+            rounds.append((rate_engine, rate_smtplib, rate_protocol))
+    by_smtplib = statistics.median(e / s for e, s, _p in rounds)
+    by_protocol = statistics.median(e / p for e, _s, p in rounds)
+    label = f"median of {len(rounds)} rounds" if len(rounds) > 1 else "one round"
+    print(f"engine / smtplib  = {by_smtplib:.2f}  (target ≥ 0.77; {label})")
+    print(f"engine / protocol = {by_protocol:.2f}  (target ≥ 0.5; {label})")
 
 
 if __name__ == "__main__":
