@@ -129,7 +129,7 @@ class AuditEvent(db.Model):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     actor_type: Mapped[str] = mapped_column(sa.String(20))  # user, token, cli, system, supporter
-    actor_id: Mapped[int | None] = mapped_column(sa.Integer)
+    actor_id: Mapped[int | None] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"))
     actor_label: Mapped[str | None] = mapped_column(sa.String(254))
     action: Mapped[str] = mapped_column(sa.String(60), index=True)  # e.g. supporter.erase
     object_type: Mapped[str | None] = mapped_column(sa.String(40))
@@ -137,7 +137,8 @@ class AuditEvent(db.Model):
     detail: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     ip: Mapped[str | None] = mapped_column(sa.String(45))
 
-    __table_args__ = (sa.Index("ix_audit_events_object", "object_type", "object_id"),)
+    __table_args__ = (sa.Index("ix_audit_events_object", "object_type", "object_id"),
+                      sa.Index("ix_audit_events_actor", "actor_type", "actor_id"))
 
 
 # --- services -------------------------------------------------------------------------------
