@@ -124,14 +124,20 @@ def test_a_deferred_answer_is_cancelled_when_the_person_unsubscribes_during_the_
     assert _answer_status(resting.id) == (NoticeStatus.SKIPPED, "no_consent")
 
 
-def test_the_workers_sweeper_sends_a_due_digest_by_itself_and_one_host_per_interval(app, client, db, api, smtp_sink):
+def _digest_reader_and_new_post(app, client, api, sink):
+    """A reader who opted into the digest and a post published since (its notices already sent)."""
     reader, author = make_supporter("reader@example.org"), make_supporter("author@example.org")
     topic = make_topic(api)
     form_post(client, page_path(reader.id), {"action": "digest_on"})
     post = post_for(api, author.id, topic["id"])
     set_status(api, post["id"], "published")
     run_mail_jobs(app)
-    smtp_sink.messages.clear()
+    sink.messages.clear()
+    return reader, post
+
+
+def test_the_workers_sweeper_sends_a_due_digest_by_itself_and_one_host_per_interval(app, client, db, api, smtp_sink):
+    reader, post = _digest_reader_and_new_post(app, client, api, smtp_sink)
     assert dialog_sweeper.try_sweep(app) == {"notice_jobs": 0, "digest_runs": 1}
     assert dialog_sweeper.try_sweep(app) is None  # another worker, same interval: the lock says no
     app.extensions["redis"].delete(dialog_sweeper.SWEEP_LOCK)  # the next interval, and a restart
@@ -146,13 +152,7 @@ def test_the_workers_sweeper_sends_a_due_digest_by_itself_and_one_host_per_inter
 
 
 def test_two_digest_runs_at_once_send_a_period_once(app, client, db, api, smtp_sink, monkeypatch):
-    reader, author = make_supporter("reader@example.org"), make_supporter("author@example.org")
-    topic = make_topic(api)
-    form_post(client, page_path(reader.id), {"action": "digest_on"})
-    post = post_for(api, author.id, topic["id"])
-    set_status(api, post["id"], "published")
-    run_mail_jobs(app)
-    smtp_sink.messages.clear()
+    reader, post = _digest_reader_and_new_post(app, client, api, smtp_sink)
     from dialog import mails
 
     real, inner = mails.digest_mail, []
@@ -170,13 +170,7 @@ def test_two_digest_runs_at_once_send_a_period_once(app, client, db, api, smtp_s
 
 def test_a_digest_is_not_sent_to_someone_whose_unsubscribe_was_just_answered(app, client, db, api, smtp_sink,
                                                                             monkeypatch):
-    reader, author = make_supporter("reader@example.org"), make_supporter("author@example.org")
-    topic = make_topic(api)
-    form_post(client, page_path(reader.id), {"action": "digest_on"})
-    post = post_for(api, author.id, topic["id"])
-    set_status(api, post["id"], "published")
-    run_mail_jobs(app)
-    smtp_sink.messages.clear()
+    reader, post = _digest_reader_and_new_post(app, client, api, smtp_sink)
     from dialog import mails
 
     real = mails.digest_mail
@@ -239,13 +233,7 @@ def test_two_running_workers_send_a_due_digest_by_themselves_once(app, client, d
 
     from core.queues import get_queue
 
-    reader, author = make_supporter("reader@example.org"), make_supporter("author@example.org")
-    topic = make_topic(api)
-    form_post(client, page_path(reader.id), {"action": "digest_on"})
-    post = post_for(api, author.id, topic["id"])
-    set_status(api, post["id"], "published")
-    run_mail_jobs(app)
-    smtp_sink.messages.clear()
+    reader, post = _digest_reader_and_new_post(app, client, api, smtp_sink)
     finished = get_queue("default").finished_job_registry
     env = {**subprocess_env, "DIALOG_SWEEP_SECONDS": "1"}
     workers = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "-q", "mail", "-q", "default"],
