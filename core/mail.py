@@ -68,10 +68,10 @@ def wire_envelope(sender: str, recipients: list[str]) -> tuple[str, list[str]]:
         raise PermanentMailError(str(exc), reason="invalid_address") from None
 
 
-# What a transport asks once a transaction has begun: a verdict, or a function that returns it
-# (a check already on its way, answered while the mail server answers RCPT TO).
 log = logging.getLogger(__name__)
 
+# What a transport asks once a transaction has begun: a verdict, or a function that returns it
+# (a check already on its way, answered while the mail server answers RCPT TO).
 Started = Callable[[], "bool | Callable[[], bool]"]
 
 
