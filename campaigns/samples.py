@@ -4,7 +4,8 @@ Preview renders each language twice: for a supporter *without* a name (the `{{fi
 fallback shows) and for the audience's longest name (the subject is never shown with a made-up
 "Alex" that hides both problems). A test send goes to any address, is marked `[TEST]` in the
 subject, and carries working links of a sample supporter of the campaign's audience (named in
-`X-Campaign-Test`); it never creates a delivery and never counts in stats.
+`X-Campaign-Test`), flagged as test links: a POST through one changes nothing for that person
+(supporters.web); it never creates a delivery and never counts in stats.
 """
 
 from __future__ import annotations
@@ -96,16 +97,18 @@ def _values(campaign: Campaign, supporter: Supporter | None) -> tuple[dict[str, 
         base = current_app.config["PUBLIC_BASE_URL"]
         return ({"first_name": "", "preferences_url": f"{base}/join", "unsubscribe_url": f"{base}/join",
                  "action_url": f"{base}/join", "dialog_url": f"{base}/join"}, {"X-Campaign-Test": "no supporter in the audience yet"})
-    action = preferences_url(supporter.id)
+    # The links work (they open the sample supporter's pages) but carry the test flag: a tester's
+    # click on "unsubscribe", a saved preference or a signature changes nothing for that person.
+    action = preferences_url(supporter.id, test=True)
     if campaign.kind != CampaignKind.ANNOUNCEMENT:
         delivery_id = db.session.scalar(sa.select(Delivery.id).where(
             Delivery.campaign_id == campaign.id, Delivery.supporter_id == supporter.id))
-        action = action_url(delivery_id) if delivery_id else action
-    headers = unsubscribe_headers(supporter.id)
-    headers["X-Campaign-Test"] = f"links of sample supporter #{supporter.id}"
-    return ({"first_name": _first_name(supporter.name), "preferences_url": preferences_url(supporter.id),
-             "unsubscribe_url": unsubscribe_url(supporter.id), "action_url": action,
-             "dialog_url": dialog_url(supporter.id)}, headers)
+        action = action_url(delivery_id, test=True) if delivery_id else action
+    headers = unsubscribe_headers(supporter.id, test=True)
+    headers["X-Campaign-Test"] = f"test links of sample supporter #{supporter.id}"
+    return ({"first_name": _first_name(supporter.name), "preferences_url": preferences_url(supporter.id, test=True),
+             "unsubscribe_url": unsubscribe_url(supporter.id, test=True), "action_url": action,
+             "dialog_url": dialog_url(supporter.id, test=True)}, headers)
 
 
 def send_test(campaign: Campaign, contents: dict[str, CompiledContent], to: str, language: str | None) -> dict[str, Any]:

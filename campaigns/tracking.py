@@ -19,7 +19,7 @@ from campaigns.models import Campaign, Delivery
 from campaigns.render import body_urls
 from core.db import utcnow
 from core.extensions import db
-from core.signing import InvalidToken, make_token, read_token
+from core.signing import TEST_FLAG, InvalidToken, make_token, read_token
 
 ACT = "act"
 REDIRECT = "r"
@@ -30,12 +30,12 @@ def _base() -> str:
     return current_app.config["PUBLIC_BASE_URL"]
 
 
-def action_token(delivery_id: int) -> str:
-    return make_token(ACT, {"d": delivery_id})
+def action_token(delivery_id: int, test: bool = False) -> str:
+    return make_token(ACT, {"d": delivery_id, TEST_FLAG: 1} if test else {"d": delivery_id})
 
 
-def action_url(delivery_id: int) -> str:
-    return f"{_base()}/act/{action_token(delivery_id)}"
+def action_url(delivery_id: int, test: bool = False) -> str:
+    return f"{_base()}/act/{action_token(delivery_id, test)}"
 
 
 def read_action_token(token: str) -> int:

@@ -19,7 +19,7 @@ from campaigns.render import fill_placeholders
 from campaigns.review_rules import needs_disclosure
 from core.errors import ValidationFailed
 from core.extensions import csrf, limiter
-from core.signing import InvalidToken
+from core.signing import InvalidToken, is_test_token
 from supporters.i18n import negotiate
 from supporters.models import LANGUAGES
 from supporters.pages import page_csp
@@ -114,7 +114,8 @@ def act(token: str):
             return _page(ctx, token, done=True, outcome=done if done in DONE_OUTCOMES else None)
         if request.args.get("more") or request.args.get("saved"):
             return _page(ctx, token, more=bool(request.args.get("more")))
-        if request.method == "GET":  # a click, never an action; a HEAD (link scanners) is not even that
+        # A click, never an action; a HEAD (link scanners) is not even that, nor a test mail's link.
+        if request.method == "GET" and not is_test_token(token, ("act",)):
             acting.record_open(ctx)
         return _page(ctx, token)
     form = request.form

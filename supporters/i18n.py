@@ -124,6 +124,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "unsub.title": "Unsubscribe",
         "unsub.body": "One click and you will not receive any more emails from us. You can join again later.",
         "unsub.button": "Unsubscribe",
+        "testlink.title": "A link from a test mail",
+        "testlink.body": "This link came in a test mail. It opens the real page, but it changes nothing: "
+                         "nobody was unsubscribed, no setting was saved and no action was recorded.",
         "unsubscribed.title": "You have left",
         "unsubscribed.body": "We have recorded the withdrawal of your consent and will not write to you "
                              "anymore. Thank you for your support so far. Changed your mind? You can join "
@@ -271,6 +274,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "unsub.body": "Ein Klick, und Sie erhalten keine E-Mails mehr von uns. Sie können später jederzeit "
                       "wieder mitmachen.",
         "unsub.button": "Abmelden",
+        "testlink.title": "Ein Link aus einer Test-Mail",
+        "testlink.body": "Dieser Link stammt aus einer Test-Mail. Er öffnet die echte Seite, ändert aber "
+                         "nichts: Niemand wurde abgemeldet, keine Einstellung gespeichert und keine Aktion "
+                         "festgehalten.",
         "unsubscribed.title": "Sie sind abgemeldet",
         "unsubscribed.body": "Wir haben den Widerruf Ihrer Einwilligung festgehalten und schreiben Ihnen "
                              "nicht mehr. Danke für Ihre bisherige Unterstützung. Doch anders überlegt? Sie "

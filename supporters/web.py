@@ -14,7 +14,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from core.errors import ValidationFailed
 from core.extensions import csrf, db, limiter
-from core.signing import ExpiredToken, InvalidToken
+from core.signing import ExpiredToken, InvalidToken, is_test_token
 from supporters import confirm as confirm_service
 from supporters import join as join_service
 from supporters import links
@@ -55,6 +55,21 @@ def _page_language(fallback: str | None = None) -> str:
 @bp.before_request
 def _language() -> None:
     g.lang = _page_language()
+
+
+@bp.before_app_request
+def _test_links_change_nothing():
+    """A POST through a link from a test mail (campaigns.samples: the sample supporter's links, with
+    the test flag) changes nothing on any page, whoever clicks it: it answers with a page that says
+    so (200, which RFC 8058 one-click clients expect). GET, HEAD and OPTIONS change nothing anyway."""
+    if request.method != "POST":
+        return None
+    token = (request.view_args or {}).get("token")
+    if not isinstance(token, str) or not is_test_token(token, links.ACTING_PURPOSES):
+        return None
+    lang = _page_language()
+    return render_template("supporters/test_link.html", lang=lang, languages=LANGUAGES,
+                           _=lambda key, **values: t(key, lang, **values)), 200
 
 
 @bp.context_processor

@@ -66,7 +66,7 @@ def test_a_test_send_is_marked_and_carries_a_sample_supporters_working_links(api
     assert r.status_code == 200 and r.get_json()["sample_supporter_id"] == sample.id
     msg = smtp_sink.handler.parsed()[0]
     assert msg["Subject"] == "[TEST] News for there"  # the sample has no name: the fallback shows
-    assert msg["X-Campaign-Test"] == f"links of sample supporter #{sample.id}"
+    assert msg["X-Campaign-Test"] == f"test links of sample supporter #{sample.id}"
     text = msg.get_payload()[0].get_payload(decode=True).decode()
     url = text.split("(")[-1].split(")")[0]
     assert url.startswith("http://supporters.test/preferences/")
