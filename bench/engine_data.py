@@ -148,3 +148,13 @@ class EngineSink:
         for path in (self.status_file, self.status_file + ".tmp"):
             if os.path.exists(path):
                 os.remove(path)
+
+
+def empty_deliveries(db) -> None:
+    """No deliveries (actions and clicks reference them), and fresh planner statistics: a run starts clean."""
+    import sqlalchemy as sa
+
+    db.session.execute(sa.text("TRUNCATE deliveries CASCADE"))
+    db.session.commit()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE deliveries"))

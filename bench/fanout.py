@@ -24,7 +24,7 @@ import sys
 import time
 from datetime import date
 
-from bench.engine_data import ROOT, EngineSink, engine_app, engine_servers, load_supporters
+from bench.engine_data import ROOT, EngineSink, empty_deliveries, engine_app, engine_servers, load_supporters
 
 BODY = ("Hello {{first_name}},\n\nwe opened a new shop in **Berlin** and wanted you to hear it first.\n\n"
         "Thank you for being with us.\n\n[Your preferences]({{preferences_url}}) · "
@@ -124,20 +124,6 @@ def engine(settings, app, rows: int, workers: int) -> tuple[float, float, int]:
         sink.stop()
 
 
-def _empty_deliveries(app) -> None:
-    """Between rounds: the next campaign starts from no deliveries (no frequency-limit skips)."""
-    import sqlalchemy as sa
-
-    from core.extensions import db
-
-    with app.app_context():
-        db.session.execute(sa.text("TRUNCATE deliveries CASCADE"))  # actions and clicks reference them
-        db.session.commit()
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text("VACUUM ANALYZE deliveries"))
-        db.session.remove()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="supporters (default 100,000)")
@@ -161,8 +147,10 @@ def main() -> None:
                 sa.select(Supporter.id, Supporter.email, Supporter.name).order_by(Supporter.id))]
             db.session.remove()
         for n in range(1, args.repeat + 1):
-            if n > 1:
-                _empty_deliveries(app)
+            if n > 1:  # the next campaign starts from no deliveries (no frequency-limit skips)
+                with app.app_context():
+                    empty_deliveries(db)
+                    db.session.remove()
             rate_engine, launch_seconds, campaign_id = engine(settings, app, args.rows, args.workers)
             print(f"[{n}] engine    {rate_engine:8.0f} msgs/s  (launch call {launch_seconds:.2f} s)", flush=True)
             rate_smtplib = baseline(settings, campaign_id, people, args.workers, prebuilt=False)

@@ -17,16 +17,9 @@ import time
 
 import sqlalchemy as sa
 
-from bench.engine_data import engine_app, engine_servers, load_supporters
+from bench.engine_data import empty_deliveries, engine_app, engine_servers, load_supporters
 
 BODY = "Hello {{first_name}}, news! [Preferences]({{preferences_url}})"
-
-
-def _empty(db) -> None:
-    db.session.execute(sa.text("TRUNCATE deliveries CASCADE"))  # actions and clicks reference deliveries
-    db.session.commit()
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text("VACUUM ANALYZE deliveries"))
 
 
 def bare(db, campaign_id: int) -> float:
@@ -65,10 +58,10 @@ def main() -> None:
             base_id = services.create_campaign({"name": "baseline", "contents": {"en": {"subject": "x", "body": "y"}}}).id
             bare_times, launch_times = [], []
             for run in range(args.repeat):
-                _empty(db)
+                empty_deliveries(db)
                 bare_times.append(bare(db, base_id))
                 print(f"run {run + 1}: bare INSERT … SELECT {bare_times[-1]:.2f} s", flush=True)
-                _empty(db)
+                empty_deliveries(db)
                 db.session.execute(sa.delete(Campaign).where(Campaign.id != base_id))
                 db.session.commit()
                 launch_times.append(launch(services, app, args.rows))

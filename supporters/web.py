@@ -67,9 +67,9 @@ def _test_links_change_nothing():
     token = (request.view_args or {}).get("token")
     if not isinstance(token, str) or not is_test_token(token, links.ACTING_PURPOSES):
         return None
-    lang = _page_language()
-    return render_template("supporters/test_link.html", lang=lang, languages=LANGUAGES,
-                           _=lambda key, **values: t(key, lang, **values)), 200
+    # Any blueprint's route may land here, so the supporter pages' translations are passed along.
+    g.lang = _page_language()
+    return render_template("supporters/test_link.html", lang=g.lang, **_translations()), 200
 
 
 @bp.context_processor
